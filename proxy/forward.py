@@ -1,0 +1,160 @@
+"""Forwarding one request to the upstream with the organization's token.
+
+The chain reads as a sentence: :func:`forward` → :func:`_send_handling_401` → :func:`_send` →
+:func:`_relay`. Whether a request can be resent after a 401 is decided by :func:`replayable`.
+
+Exceptions::
+
+    UpstreamError
+    ├── UpstreamUnreachable   no connection, or the upstream closed it (→ 502)
+    └── UpstreamTimeout       the upstream was slower than the read timeout (→ 504)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from proxy import headers
+from proxy.keys import CONFIG, METRICS, RESENT, TOKENS, UPSTREAM_SESSION
+from proxy.tokens import Token
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+# aiohttp adds these to every request unless told not to; the upstream must receive only what
+# the client sent (a Content-Type on a GET included, and no invented User-Agent).
+SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+Body = bytes | AsyncIterator[bytes] | None
+
+
+class UpstreamError(Exception):
+    """The upstream could not be asked or did not answer."""
+
+
+class UpstreamUnreachable(UpstreamError):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+def replayable(content_length: int | None, has_body: bool, limit: int) -> bool:
+    """Can the body be kept in memory so the request can be resent after a 401?
+
+    Yes when there is none, or when its announced length is within the limit. A body of unknown
+    length (chunked) is streamed: buffering it could take unbounded memory.
+    """
+    if not has_body:
+        return True
+    return content_length is not None and content_length <= limit
+
+
+def upstream_url(upstream: URL, raw_target: str) -> URL:
+    """The upstream URL for a request target, with path and query exactly as the client sent.
+
+    ``encoded=True`` stops yarl from re-quoting or normalising (``%2F`` stays, ``..`` stays).
+    The target is appended to the configured origin, so no target can choose another host.
+    """
+    if not raw_target.startswith("/"):
+        # absolute-form (RFC 9112 §3.2.2): keep its path and query, never its authority.
+        raw_target = URL(raw_target, encoded=True).raw_path_qs
+    return URL(str(upstream) + raw_target, encoded=True)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Send ``request`` upstream with a token and relay the answer."""
+    if request.method == "CONNECT":
+        raise web.HTTPMethodNotAllowed("CONNECT", [], text="this is a reverse proxy, not a tunnel")
+    config = request.app[CONFIG]
+    body: Body = None
+    if request.body_exists:
+        if replayable(request.content_length, True, config.replay_limit_bytes):
+            body = await request.read()
+        else:
+            body = _stream(request.content)
+    upstream = await _send_handling_401(request, body)
+    try:
+        return await _relay(request, upstream)
+    finally:
+        upstream.release()
+
+
+async def _stream(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    async for chunk in content.iter_chunked(CHUNK_BYTES):
+        yield chunk
+
+
+async def _send_handling_401(request: web.Request, body: Body) -> aiohttp.ClientResponse:
+    # One resend at most: a 401 on a token fetched a moment ago means the credentials, not the
+    # token, are the problem, and looping would hammer both endpoints.
+    tokens = request.app[TOKENS]
+    token = await tokens.get()
+    response = await _send(request, token, body)
+    if response.status != 401:
+        return response
+    fresh = await tokens.replace(token)
+    if not isinstance(body, bytes | None):
+        logger.info("401 on a streamed body: not resent, token dropped")
+        return response
+    response.release()
+    request[RESENT] = True
+    request.app[METRICS].resends.inc()
+    return await _send(request, fresh, body)
+
+
+async def _send(request: web.Request, token: Token, body: Body) -> aiohttp.ClientResponse:
+    app = request.app
+    outgoing = headers.request_headers(
+        request.headers,
+        token=token.value,
+        client_ip=request.remote,
+        proto=request.scheme,
+        host=request.headers.get("Host"),
+    )
+    url = upstream_url(app[CONFIG].upstream, request.raw_path)
+    started = time.perf_counter()
+    try:
+        response = await app[UPSTREAM_SESSION].request(
+            request.method,
+            url,
+            headers=outgoing,
+            data=body,
+            allow_redirects=False,
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+        )
+    except aiohttp.SocketTimeoutError as exc:
+        raise UpstreamTimeout(
+            f"no answer within {app[CONFIG].upstream_read_timeout_seconds:g} s"
+        ) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpstreamUnreachable(f"cannot reach the upstream: {type(exc).__name__}") from exc
+    app[METRICS].upstream_seconds.observe(time.perf_counter() - started)
+    return response
+
+
+async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=headers.response_headers(
+            upstream.headers,
+            upstream=request.app[CONFIG].upstream,
+            proxy_origin=f"{request.scheme}://{request.host}",
+        ),
+    )
+    await response.prepare(request)
+    if request.method != "HEAD":
+        # Once the status line is sent, a failure can only cut the connection, which the
+        # exception does: the client then sees a short body, never a silently truncated one.
+        async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):
+            await response.write(chunk)
+    await response.write_eof()
+    return response

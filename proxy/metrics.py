@@ -1,0 +1,65 @@
+"""Prometheus metrics, in a registry of the application's own (so tests don't share one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics", "method_label"]
+
+# Any token is a valid method, so the label is bounded: one series per method a client may
+# send could otherwise grow the registry without limit.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
+class Metrics:
+    """Every series the proxy exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "smartdoc_proxy_requests",
+            "Requests answered, by method and status",
+            ["method", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "smartdoc_proxy_request_duration_seconds",
+            "Whole request, as the client sees it",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_seconds = Histogram(
+            "smartdoc_proxy_upstream_duration_seconds",
+            "From sending a request upstream to receiving its response headers",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.token_fetches = Counter(
+            "smartdoc_proxy_token_fetches",
+            "Token requests, by outcome (success, rejected, unavailable)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.token_expiry = Gauge(
+            "smartdoc_proxy_token_expires_in_seconds",
+            "Seconds until the cached token expires (0 when none is held)",
+            registry=registry,
+        )
+        self.resends = Counter(
+            "smartdoc_proxy_resends",
+            "Requests resent with a fresh token after a 401",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "smartdoc_proxy_requests_in_flight", "Requests being handled", registry=registry
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

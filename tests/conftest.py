@@ -1,0 +1,74 @@
+"""Fixtures: a fake token endpoint, a fake upstream and the proxy in front of them, each a
+real server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from proxy.app import create_app
+from proxy.config import Config, load_config
+from tests.fakes import (
+    CLIENT_ID,
+    SECRET,
+    FakeClock,
+    FakeTokenEndpoint,
+    FakeUpstream,
+    token_app,
+    upstream_app,
+)
+
+
+@dataclass
+class Stack:
+    """The proxy under test with its fakes."""
+
+    client: TestClient[object, object]
+    endpoint: FakeTokenEndpoint
+    upstream: FakeUpstream
+    clock: FakeClock
+    config: Config
+    token_server: TestServer
+    upstream_server: TestServer
+
+
+MakeStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def endpoint() -> FakeTokenEndpoint:
+    return FakeTokenEndpoint()
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+def make_stack(
+    aiohttp_server, aiohttp_client, endpoint, upstream, clock
+) -> MakeStack:  # type: ignore[no-untyped-def]
+    """Start the fakes and a proxy configured for them; ``flags`` override settings."""
+
+    async def make(env: dict[str, str] | None = None, **flags: str) -> Stack:
+        token_server = await aiohttp_server(token_app(endpoint))
+        upstream_server = await aiohttp_server(upstream_app(upstream))
+        settings = {
+            "upstream": str(upstream_server.make_url("/")),
+            "token_url": str(token_server.make_url("/connect/token")),
+            "client_id": CLIENT_ID,
+        } | flags
+        config = load_config(settings, {"SMARTDOC_CLIENT_SECRET": SECRET} | (env or {}))
+        client = await aiohttp_client(create_app(config, clock=clock))
+        return Stack(client, endpoint, upstream, clock, config, token_server, upstream_server)
+
+    return make

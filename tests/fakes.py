@@ -1,0 +1,147 @@
+"""Fake SmartDocumentor parts for the tests: real aiohttp servers on loopback that record
+what they received and can be told to fail. Nothing of the proxy's own is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+SECRET = "s3cret-Value-never-logged"
+CLIENT_ID = "org-client"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class TokenRequest:
+    form: dict[str, str]
+    headers: CIMultiDictProxy[str]
+
+
+@dataclass
+class FakeTokenEndpoint:
+    """``POST /connect/token``: issues ``token-1``, ``token-2``, … and records every request.
+
+    ``failures`` is a list of what the next requests get instead of a token: an HTTP status
+    with a JSON body, or ``"hang"``.
+    """
+
+    expires_in: object = 3600
+    token_type: str = "Bearer"
+    failures: list[tuple[int, dict[str, object]] | str] = field(default_factory=list)
+    delay_seconds: float = 0.0
+    requests: list[TokenRequest] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        self.requests.append(TokenRequest(form, request.headers))
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.failures:
+            failure = self.failures.pop(0)
+            if failure == "hang":
+                await asyncio.sleep(3600)
+            assert isinstance(failure, tuple)
+            return web.json_response(failure[1], status=failure[0])
+        token = f"token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        body: dict[str, object] = {"access_token": token, "token_type": self.token_type}
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        return web.json_response(body)
+
+
+@dataclass
+class Received:
+    method: str
+    raw_path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    version: tuple[int, int]
+
+
+Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FakeUpstream:
+    """The API: records every request; answers 401 to tokens in ``rejected``, else the
+    ``responder`` (by default, 200 with a small JSON echo)."""
+
+    received: list[Received] = field(default_factory=list)
+    rejected: set[str] = field(default_factory=set)
+    responder: Responder | None = None
+    cancelled: int = 0
+
+    @property
+    def tokens_seen(self) -> list[str]:
+        return [r.headers.get("Authorization", "").removeprefix("Bearer ") for r in self.received]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.received.append(
+            Received(request.method, request.raw_path, request.headers, body, request.version)
+        )
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in self.rejected:
+            return web.json_response(
+                {"title": "Unauthorized", "status": 401},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if self.responder is not None:
+            try:
+                return await self.responder(request)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        return web.json_response({"path": request.raw_path, "bytes": len(body)})
+
+
+def token_app(endpoint: FakeTokenEndpoint) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/connect/token", endpoint.handle)
+    return app
+
+
+def upstream_app(upstream: FakeUpstream) -> web.Application:
+    app = web.Application(client_max_size=1024**3)
+    app.router.add_route("*", "/{path:.*}", upstream.handle)
+    return app
+
+
+def json_of(body: bytes) -> dict[str, object]:
+    data = json.loads(body)
+    assert isinstance(data, dict)
+    return data
+
+
+async def raw_exchange(port: int, request: bytes, *, read_until_close: bool = True) -> bytes:
+    """Send bytes as they are on a fresh connection and return everything the server says.
+
+    For what a client library would tidy up first: dot segments, HTTP/1.0, Expect.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(-1), 10)
+    finally:
+        writer.close()
