@@ -185,18 +185,18 @@ class TokenClient:
     async def fetch(self) -> Grant:
         config, secret = self._config, self._read_secret()
         form = {"grant_type": "client_credentials", "scope": config.scope}
-        auth = None
+        headers = {"Accept": "application/json"}
         if config.client_auth == "basic":
             # RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
-            auth = aiohttp.BasicAuth(quote_plus(config.client_id), quote_plus(secret))
+            basic = aiohttp.encode_basic_auth(quote_plus(config.client_id), quote_plus(secret))
+            headers["Authorization"] = basic
         else:
             form |= {"client_id": config.client_id, "client_secret": secret}
         try:
             async with self._session.post(
                 config.token_url,
                 data=form,
-                auth=auth,
-                headers={"Accept": "application/json"},
+                headers=headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=config.token_timeout_seconds),
             ) as response:
