@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
     demo_parser = commands.add_parser("demo", help="the stand-in and the proxy together")
-    demo_parser.add_argument("--listen", default=demo.DEFAULT_LISTEN, metavar="HOST:PORT")
+    demo_parser.add_argument(
+        "--listen", metavar="HOST:PORT", help=f"where the proxy listens ({demo.DEFAULT_LISTEN})"
+    )
     demo_parser.set_defaults(command=run_demo)
     return parser
 
@@ -142,7 +144,8 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    prepared = demo.prepare(args.listen)
+    listen = args.listen or env.get("SMARTDOC_PROXY_LISTEN") or demo.DEFAULT_LISTEN
+    prepared = demo.prepare(listen)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     serve(demo.with_standin(create_app(config), prepared), config, demo.banner(prepared))

@@ -100,11 +100,12 @@ async def _send_handling_401(request: web.Request, body: Body) -> aiohttp.Client
     response = await _send(request, token, body)
     if response.status != 401:
         return response
-    fresh = await tokens.replace(token)
+    tokens.invalidate(token)
     if not isinstance(body, bytes | None):
         logger.info("401 on a streamed body: not resent, token dropped")
         return response
     response.release()
+    fresh = await tokens.get()
     request[RESENT] = True
     request.app[METRICS].resends.inc()
     return await _send(request, fresh, body)

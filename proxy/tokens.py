@@ -266,16 +266,15 @@ class TokenCache:
         self._raise_if_backing_off()
         return await self._join_fetch()
 
-    async def replace(self, rejected: Token) -> Token:
-        """A token to resend with after ``rejected`` got a 401.
+    def invalidate(self, rejected: Token) -> None:
+        """Drop ``rejected`` after a 401, but only if it is still the cached token.
 
-        Only the token that was rejected is dropped: when a hundred requests come back 401 on
-        one token, the first drops it and starts the fetch; the rest find either that fetch in
-        flight or its result, so there is one refresh, not a hundred.
+        When a hundred requests come back 401 on one token, the first drops it and the next
+        :meth:`get` starts the one fetch; the rest find that fetch in flight or its result,
+        so there is one refresh, not a hundred.
         """
         if self._token is rejected:
             self._token = None
-        return await self.get()
 
     async def maintain(self) -> None:
         """Fetch a token at start-up and keep it fresh, so steady-state requests never wait."""

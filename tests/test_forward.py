@@ -8,12 +8,11 @@ import io
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from proxy.forward import replayable, upstream_url
 from tests.conftest import MakeStack
 from tests.fakes import FakeUpstream, json_of, raw_exchange
-
-from yarl import URL
 
 TARGETS = [
     "/api/v1.0/external/sdtask/status?taskId=1",
@@ -318,3 +317,50 @@ async def test_client_disconnect_cancels_the_upstream_request(
             break
         await asyncio.sleep(0.02)
     assert upstream.cancelled == 1
+
+
+async def test_expect_100_continue_is_answered_and_the_body_forwarded(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    await stack.client.get("/warm")  # a token in hand, so the answer is not delayed by a fetch
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
+    try:
+        writer.write(
+            b"POST /api/v1.0/external/sdbatch HTTP/1.1\r\nHost: proxy\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 20\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        writer.write(b'{"displayName":"b1"}')
+        answer = await asyncio.wait_for(reader.read(-1), 5)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    received = stack.upstream.received[-1]
+    assert received.body == b'{"displayName":"b1"}'
+    assert "Expect" not in received.headers
+
+
+async def test_http_1_0_clients_get_a_complete_answer(
+    make_stack: MakeStack, upstream: FakeUpstream
+) -> None:
+    async def respond(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: chunked upstream
+        await response.prepare(request)
+        await response.write(b"part one, ")
+        await response.write(b"part two")
+        await response.write_eof()
+        return response
+
+    upstream.responder = respond
+    stack = await make_stack()
+    answer = await raw_exchange(
+        stack.client.port, b"GET /api/v1.0/x HTTP/1.0\r\nHost: proxy\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 ")
+    assert b"chunked" not in head.lower()
+    assert body == b"part one, part two"

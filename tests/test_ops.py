@@ -149,6 +149,7 @@ async def test_no_token_secret_or_authorization_in_any_log_line_at_debug(
     text_lines = [logging.Formatter(logs.TEXT_FORMAT).format(r) for r in caplog.records]
     json_lines = [logs.JsonFormatter().format(r) for r in caplog.records]
     everything = "\n".join(text_lines + json_lines)
-    assert "token fetched" in everything and "token fetch failed" in everything
+    assert "token fetched" in everything
+    assert "token fetch failed" in everything
     for secret in (SECRET, "client-own-token", *stack.endpoint.issued, "Bearer "):
         assert secret not in everything, secret

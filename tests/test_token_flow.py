@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from tests.fakes import CLIENT_ID, SECRET, json_of
 INVALID_CLIENT = (400, {"error": "invalid_client"})
 
 
-async def _eventually(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.01)):
+async def _eventually(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
         if condition():
             return
         await asyncio.sleep(0.01)
