@@ -18,7 +18,7 @@ from aiohttp import web
 
 from proxy import demo, logs
 from proxy.app import create_app
-from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, load_config
+from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
     StandinSettingsError,
@@ -97,16 +97,22 @@ def serve(app: web.Application, config: Config, announce: str | None = None) -> 
             config.listen,
         )
     logger.info("proxy for %s listening on http://%s", config.upstream, config.listen)
-    web.run_app(
-        app,
-        host=config.listen.host,
-        port=config.listen.port,
-        shutdown_timeout=config.shutdown_grace_seconds,
-        handler_cancellation=True,
-        access_log=None,
-        # run_app prints once every socket listens; the demo's banner waits for that moment.
-        print=(lambda _: print(announce, flush=True)) if announce else None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.listen.host,
+            port=config.listen.port,
+            # aiohttp reads a timeout of 0 as "wait forever"; a grace of 0 means "don't wait".
+            shutdown_timeout=config.shutdown_grace_seconds or 0.001,
+            handler_cancellation=True,
+            access_log=None,
+            # run_app prints once every socket listens; the demo's banner waits for that moment.
+            print=(lambda _: print(announce, flush=True)) if announce else None,
+        )
+    except OSError as exc:
+        listen = OPTIONS_BY_NAME["listen"].sources
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{listen}: cannot listen on {config.listen}: {reason}") from exc
 
 
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -121,7 +127,7 @@ async def _check(config: Config) -> int:
             grant = await TokenClient(session, config).fetch()
         except TokenError as exc:
             print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
-            if exc.code:
+            if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
                 said = f": {exc.description}" if exc.description else ""
                 print(f"  the token endpoint said: {exc.code}{said}")
             if exc.code == "invalid_client":

@@ -230,7 +230,11 @@ def _required(raw: Mapping[str, str | None], name: str) -> str:
 
 def _listen(value: str) -> Listen:
     host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
+    # An IPv6 address must be bracketed: "::1" alone would read as host ":" and port 1.
+    bracketed = host.startswith("[") and host.endswith("]")
+    if ":" in host and not bracketed:
+        raise _fail("listen", f"{value!r}: write an IPv6 address in brackets, as [::1]:8080")
+    host = host[1:-1] if bracketed else host
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise _fail("listen", f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
     return Listen(host, int(port))
@@ -240,11 +244,12 @@ def _http_url(name: str, value: str) -> URL:
     try:
         url = URL(value)
     except ValueError as exc:
-        raise _fail(name, f"{value!r} is not a URL") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise _fail(name, f"{value!r} must be an absolute http:// or https:// URL")
+        raise _fail(name, "is not a URL") from exc
+    # Checked first, so that no message below repeats a password someone put in the URL.
     if url.user or url.password:
         raise _fail(name, "must not carry credentials; use the client id and secret settings")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise _fail(name, f"{value!r} must be an absolute http:// or https:// URL")
     return url
 
 

@@ -8,6 +8,7 @@ Exceptions::
 
     TokenError              nothing usable came back from the token endpoint
     ├── TokenRejected       it refused the credentials or answered something unusable (→ 502)
+                            (``code`` holds the endpoint's OAuth error code, when it sent one)
     └── TokenUnavailable    it was unreachable, too slow or answered 5xx/429 (→ 503)
 """
 
@@ -150,7 +151,7 @@ def parse_grant(status: int, body: bytes, default_lifetime_seconds: float) -> Gr
         error, description = data.get("error"), data.get("error_description")
         raise TokenRejected(
             f"the token endpoint answered {status}",
-            code=error if isinstance(error, str) and error else f"http_{status}",
+            code=error if isinstance(error, str) and error else None,
             description=description if isinstance(description, str) else None,
         )
     access_token, token_type = data.get("access_token"), data.get("token_type", "Bearer")
@@ -178,8 +179,7 @@ class TokenClient:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise TokenRejected(
-                f"cannot read the client secret file {path}: {exc.strerror}",
-                code="secret_file_unreadable",
+                f"cannot read the client secret file {path}: {exc.strerror}"
             ) from exc
 
     async def fetch(self) -> Grant:

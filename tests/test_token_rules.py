@@ -83,7 +83,7 @@ def test_parse_grant_accepts_bearer_in_any_case(token_type: str | None) -> None:
         (400, {"error": "invalid_client"}, TokenRejected, "invalid_client"),
         (401, {"error": "invalid_client"}, TokenRejected, "invalid_client"),
         (400, {"error": "invalid_scope"}, TokenRejected, "invalid_scope"),
-        (404, "not json", TokenRejected, "http_404"),
+        (404, "not json", TokenRejected, None),
         (200, {"token_type": "Bearer"}, TokenRejected, None),
         (200, {"access_token": "a", "token_type": "mac"}, TokenRejected, None),
         (500, {"error": "server_error"}, TokenUnavailable, None),

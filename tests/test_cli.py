@@ -1,0 +1,301 @@
+"""The command line: one-line configuration errors, ``check`` against a real token endpoint
+(run as a real process), and the subcommands ``--help`` offers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from proxy.cli import main
+from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, token_app
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESS_TIMEOUT_SECONDS = 20
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """A clean environment for a child process: nothing of the caller's SMARTDOC_* leaks in."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | extra
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``python -m proxy ARGS`` as a real process: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def token_server(aiohttp_server, endpoint: FakeTokenEndpoint) -> TestServer:  # type: ignore[no-untyped-def]
+    server: TestServer = await aiohttp_server(token_app(endpoint))
+    return server
+
+
+def token_url(server: TestServer) -> str:
+    return str(server.make_url("/connect/token"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        pytest.param(["run"], {"SMARTDOC_CLIENT_SECRET": SECRET}, "--client-id", id="no-client-id"),
+        pytest.param(["run", "--client-id", CLIENT_ID], {}, "--client-secret-file", id="no-secret"),
+        pytest.param(
+            ["run", "--client-id", CLIENT_ID, "--listen", "nowhere"],
+            {"SMARTDOC_CLIENT_SECRET": SECRET},
+            "--listen",
+            id="bad-listen",
+        ),
+        pytest.param(
+            ["check", "--client-id", CLIENT_ID, "--upstream", "ftp://api.example"],
+            {"SMARTDOC_CLIENT_SECRET": SECRET},
+            "--upstream",
+            id="check-bad-upstream",
+        ),
+        pytest.param(
+            ["run", "--client-id", CLIENT_ID],
+            {"SMARTDOC_CLIENT_SECRET": SECRET, "SMARTDOC_SHUTDOWN_GRACE_SECONDS": "-1"},
+            "SMARTDOC_SHUTDOWN_GRACE_SECONDS",
+            id="bad-number-from-environment",
+        ),
+        pytest.param(
+            ["run", "--client-id", CLIENT_ID, "--config", "/nonexistent/proxy.toml"],
+            {"SMARTDOC_CLIENT_SECRET": SECRET},
+            "--config",
+            id="unreadable-config-file",
+        ),
+    ],
+)
+def test_a_configuration_error_exits_2_with_one_line_naming_the_option(
+    capsys: pytest.CaptureFixture[str], argv: list[str], env: dict[str, str], named: str
+) -> None:
+    status = main(argv, env=env)
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("smartdoc-proxy: ")
+    assert named in lines[0]
+    assert SECRET not in err
+
+
+def test_client_secret_in_the_config_file_is_refused_without_showing_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "proxy.toml"
+    config.write_text(f'client_id = "{CLIENT_ID}"\nclient_secret = "{SECRET}"\n', "utf-8")
+
+    status = main(["check", "--config", str(config)], env={})
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("smartdoc-proxy: ")
+    assert "client_secret_file" in err
+    assert SECRET not in err
+
+
+async def test_a_configuration_error_in_a_real_process_prints_no_traceback() -> None:
+    status, out, err = await run_cli(
+        "run",
+        "--listen",
+        "127.0.0.1:99999",
+        env=base_env(SMARTDOC_CLIENT_ID=CLIENT_ID, SMARTDOC_CLIENT_SECRET=SECRET),
+    )
+
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: ")
+    assert "Traceback" not in err
+
+
+async def test_check_with_working_credentials_says_ok_and_the_lifetime(
+    token_server: TestServer, endpoint: FakeTokenEndpoint
+) -> None:
+    endpoint.expires_in = 1234
+
+    status, out, err = await run_cli(
+        "check",
+        "--token-url",
+        token_url(token_server),
+        "--client-id",
+        CLIENT_ID,
+        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
+    )
+
+    assert status == 0, err
+    assert out.startswith("OK: ")
+    assert "1234 s" in out
+    assert CLIENT_ID in out
+    assert SECRET not in out + err
+    assert [r.form for r in endpoint.requests] == [
+        {
+            "grant_type": "client_credentials",
+            "scope": "WebAPI",
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+        }
+    ]
+
+
+async def test_check_reads_the_secret_from_the_secret_file(
+    token_server: TestServer, endpoint: FakeTokenEndpoint, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n", encoding="utf-8")
+
+    status, out, err = await run_cli(
+        "check",
+        "--token-url",
+        token_url(token_server),
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret-file",
+        str(secret_file),
+        env=base_env(),
+    )
+
+    assert status == 0, err
+    assert out.startswith("OK: ")
+    assert endpoint.requests[0].form["client_secret"] == SECRET
+    assert SECRET not in out + err
+
+
+async def test_check_reports_invalid_client_without_printing_the_secret(
+    token_server: TestServer, endpoint: FakeTokenEndpoint
+) -> None:
+    # A careless endpoint that echoes the secret back must not get it printed either.
+    endpoint.failures.append(
+        (400, {"error": "invalid_client", "error_description": f"unknown secret {SECRET}"})
+    )
+
+    status, out, err = await run_cli(
+        "check",
+        "--token-url",
+        token_url(token_server),
+        "--client-id",
+        CLIENT_ID,
+        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
+    )
+
+    assert status == 1
+    assert out.startswith("FAILED: ")
+    assert "invalid_client" in out
+    assert "400" in out
+    assert SECRET not in out
+    assert SECRET not in err
+    assert len(endpoint.requests) == 1
+
+
+async def test_check_reports_an_unreachable_token_endpoint() -> None:
+    url = f"http://127.0.0.1:{free_port()}/connect/token"
+
+    status, out, err = await run_cli(
+        "check",
+        "--token-url",
+        url,
+        "--client-id",
+        CLIENT_ID,
+        "--token-timeout-seconds",
+        "5",
+        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
+    )
+
+    assert status == 1
+    assert out.startswith("FAILED: ")
+    assert "unreachable" in out
+    assert url in out
+    assert SECRET not in out + err
+
+
+async def test_check_with_basic_client_auth_sends_the_credentials_in_the_header_only(
+    token_server: TestServer, endpoint: FakeTokenEndpoint
+) -> None:
+    status, out, err = await run_cli(
+        "check",
+        "--token-url",
+        token_url(token_server),
+        "--client-id",
+        CLIENT_ID,
+        "--client-auth",
+        "basic",
+        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
+    )
+
+    assert status == 0, err
+    assert out.startswith("OK: ")
+    [request] = endpoint.requests
+    scheme, _, encoded = request.headers["Authorization"].partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == f"{CLIENT_ID}:{SECRET}"
+    assert request.form == {"grant_type": "client_credentials", "scope": "WebAPI"}
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"], env={})
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "check", "standin", "demo"):
+        assert f"    {command} " in out, command
+
+
+def test_run_help_lists_every_proxy_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"], env={})
+
+    out = capsys.readouterr().out
+    for flag in ("--listen", "--upstream", "--token-url", "--client-id", "--config"):
+        assert flag in out
+    assert "--client-secret " not in out
+
+
+async def test_a_port_already_in_use_exits_2_with_one_line_naming_listen() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _out, err = await run_cli(
+            "run",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--token-url",
+            "http://127.0.0.1:9/connect/token",
+            env=base_env(SMARTDOC_CLIENT_ID=CLIENT_ID, SMARTDOC_CLIENT_SECRET=SECRET),
+        )
+    assert status == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: cannot listen on")
+    assert "Traceback" not in err
