@@ -54,9 +54,7 @@ def upstream() -> FakeUpstream:
 
 
 @pytest.fixture
-def make_stack(
-    aiohttp_server, aiohttp_client, endpoint, upstream, clock
-) -> MakeStack:  # type: ignore[no-untyped-def]
+def make_stack(aiohttp_server, aiohttp_client, endpoint, upstream, clock) -> MakeStack:  # type: ignore[no-untyped-def]
     """Start the fakes and a proxy configured for them; ``flags`` override settings."""
 
     async def make(env: dict[str, str] | None = None, **flags: str) -> Stack:

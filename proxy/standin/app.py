@@ -1,0 +1,80 @@
+"""Assembly of the stand-in application: the one place its parts are put together.
+
+Middlewares, outermost first: Problem Details for errors, then the fault switches (latency and
+refusals), then the Bearer-token check for `/api`. Unknown paths under `/api` therefore answer
+401 without a token and a 404 problem with one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from . import admin, sdbatch, sdtask, sdworkspace, tenant, transcripts
+from .bearer import bearer_middleware
+from .fault_switch import FaultSwitch, fault_middleware, release_on_shutdown
+from .faults import FAULT_FIELDS, FaultState, with_changes
+from .keys import (
+    CLOCK,
+    FAULTS,
+    LIFECYCLE,
+    ORGANIZATION,
+    SETTINGS,
+    TOKENS,
+    WALL_CLOCK,
+    WEBHOOKS,
+    Clock,
+    WallClock,
+)
+from .lifecycle import Lifecycle
+from .oauth import token_endpoint
+from .organization import Organization
+from .paths import TOKEN_PATH
+from .problems import problem_middleware
+from .settings import StandinSettings
+from .timestamps import utc_now
+from .tokens import TokenStore
+from .webhooks import create_dispatcher, webhook_context
+
+logger = logging.getLogger(__name__)
+
+
+def _initial_faults(settings: StandinSettings, now: float) -> FaultState:
+    switches = {name: getattr(settings, name) for name in FAULT_FIELDS}
+    return with_changes(FaultState(), switches, now)
+
+
+def _add_state(
+    app: web.Application, settings: StandinSettings, clock: Clock, wall: WallClock
+) -> None:
+    app[SETTINGS], app[CLOCK], app[WALL_CLOCK] = settings, clock, wall
+    app[LIFECYCLE] = Lifecycle(settings.step_seconds, auto_archive=settings.webhook_url is None)
+    app[TOKENS] = TokenStore(settings.token_lifetime_seconds)
+    app[FAULTS] = FaultSwitch(_initial_faults(settings, clock()), clock)
+    app[ORGANIZATION] = Organization(settings, wall())
+    app[WEBHOOKS] = create_dispatcher(app)
+
+
+def create_standin_app(
+    settings: StandinSettings,
+    *,
+    clock: Clock | None = None,
+    wall_clock: WallClock | None = None,
+) -> web.Application:
+    """A SmartDocumentor stand-in with in-memory state.
+
+    `clock` is monotonic seconds (default `time.monotonic`) for token expiry, task progression
+    and fault windows; `wall_clock` gives aware UTC datetimes for `createdOn` and friends. Tests
+    inject both to move time instead of sleeping.
+    """
+    app = web.Application(middlewares=[problem_middleware, fault_middleware, bearer_middleware])
+    _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
+    app.router.add_post(TOKEN_PATH, token_endpoint)
+    for module in (sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(webhook_context)
+    app.on_shutdown.append(release_on_shutdown)
+    logger.debug("stand-in assembled: %r", settings)
+    return app

@@ -1,0 +1,170 @@
+"""The token endpoint, `POST /connect/token`, answering as IdentityServer does.
+
+Client authentication comes from the form (`client_id` + `client_secret`) or from HTTP Basic
+(RFC 6749 section 2.3.1: `base64(urlencode(id) ":" urlencode(secret))`), never both. Checks run in
+IdentityServer's order and the first failure answers `{"error": code}`:
+
+1. body not `application/x-www-form-urlencoded`, a parameter repeated, no client id, or two
+   authentication methods at once: `invalid_request` (400);
+2. unknown client or wrong or missing secret: `invalid_client`, 400 for form authentication and
+   401 with `WWW-Authenticate: Basic` when Basic was used (RFC 6749 section 5.2);
+3. no `grant_type`: `invalid_request`; another grant than `client_credentials`:
+   `unsupported_grant_type`;
+4. a `scope` other than exactly `WebAPI`: `invalid_scope` (no scope means `WebAPI`).
+
+Every answer carries `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section 5.1).
+The token-request fault switch is applied before any of this.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
+
+from aiohttp import hdrs, web
+
+from .keys import CLOCK, FAULTS, SETTINGS, TOKENS
+from .settings import StandinSettings
+
+logger = logging.getLogger(__name__)
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+GRANT_TYPE = "client_credentials"
+SCOPE = "WebAPI"
+_NO_STORE = {hdrs.CACHE_CONTROL: "no-store", hdrs.PRAGMA: "no-cache"}
+
+
+class OAuthError(Exception):
+    """A token request failed with OAuth error `code`; `basic` if Basic authentication was used."""
+
+    def __init__(self, code: str, *, basic: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.basic = basic
+
+    @property
+    def status(self) -> int:
+        """401 for a failed Basic authentication, 400 otherwise."""
+        return 401 if self.basic and self.code == "invalid_client" else 400
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """The client id and secret a token request presented."""
+
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    basic: bool
+
+
+def _single_values(params: Mapping[str, list[str]]) -> dict[str, str]:
+    # RFC 6749 section 3.2: parameters must not be included more than once.
+    if any(len(values) > 1 for values in params.values()):
+        raise OAuthError("invalid_request")
+    return {name: values[0] for name, values in params.items()}
+
+
+def _from_basic(header: str) -> tuple[str, str]:
+    scheme, _, encoded = header.strip().partition(" ")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", basic=True) from exc
+    client_id, sep, secret = decoded.partition(":")
+    if scheme.lower() != "basic" or not sep:
+        raise OAuthError("invalid_client", basic=True)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def client_credentials(form: Mapping[str, str], authorization: str | None) -> ClientCredentials:
+    """The credentials of a token request, from Basic or the form; raises `OAuthError`."""
+    if authorization is None or not authorization.strip().lower().startswith("basic"):
+        client_id = form.get("client_id", "")
+        if not client_id:
+            raise OAuthError("invalid_request")
+        return ClientCredentials(client_id, form.get("client_secret"), basic=False)
+    client_id, secret = _from_basic(authorization)
+    if "client_secret" in form or form.get("client_id", client_id) != client_id:
+        raise OAuthError("invalid_request", basic=True)
+    return ClientCredentials(client_id, secret, basic=True)
+
+
+def check_client(credentials: ClientCredentials, settings: StandinSettings) -> None:
+    """Raise `invalid_client` unless the credentials are the configured pair."""
+    # compare_digest keeps the comparison time independent of where the strings differ.
+    id_ok = hmac.compare_digest(credentials.client_id.encode(), settings.client_id.encode())
+    secret = (credentials.client_secret or "").encode()
+    secret_ok = hmac.compare_digest(secret, settings.client_secret.encode())
+    if not (id_ok and secret_ok and credentials.client_secret):
+        raise OAuthError("invalid_client", basic=credentials.basic)
+
+
+def check_grant(form: Mapping[str, str]) -> None:
+    """Raise unless the request asks for the client-credentials grant with scope `WebAPI`."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request")
+    if grant_type != GRANT_TYPE:
+        raise OAuthError("unsupported_grant_type")
+    if "scope" in form and form["scope"] != SCOPE:
+        raise OAuthError("invalid_scope")
+
+
+def oauth_error_response(error: OAuthError) -> web.Response:
+    """The IdentityServer-style JSON error answer."""
+    headers = dict(_NO_STORE)
+    if error.status == 401:
+        headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="SmartDocumentor stand-in"'
+    return web.json_response({"error": error.code}, status=error.status, headers=headers)
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise OAuthError("invalid_request")
+    posted = await request.post()
+    params: dict[str, list[str]] = {}
+    for name, value in posted.items():
+        params.setdefault(name, []).append(value if isinstance(value, str) else "")
+    return _single_values(params)
+
+
+async def _issue(request: web.Request) -> web.Response:
+    form = await _form(request)
+    credentials = client_credentials(form, request.headers.get(hdrs.AUTHORIZATION))
+    settings = request.app[SETTINGS]
+    check_client(credentials, settings)
+    check_grant(form)
+    token = request.app[TOKENS].issue(request.app[CLOCK]())
+    body = {
+        "access_token": token,
+        "expires_in": settings.token_lifetime_seconds,
+        "token_type": "Bearer",
+        "scope": SCOPE,
+    }
+    return web.json_response(body, headers=_NO_STORE)
+
+
+async def token_endpoint(request: web.Request) -> web.StreamResponse:
+    """`POST /connect/token`: apply the token fault switch, then answer the OAuth request."""
+    switch = request.app[FAULTS]
+    fault = switch.take_token_fault()
+    if fault == "500":
+        return web.Response(status=500, text="Internal Server Error (stand-in fault switch)")
+    basic = request.headers.get(hdrs.AUTHORIZATION, "").strip().lower().startswith("basic")
+    if fault == "invalid_client":
+        return oauth_error_response(OAuthError("invalid_client", basic=basic))
+    if fault == "hang":
+        # Take the body first: a hang released later must not read from a connection the
+        # client has long closed. Once released, answer normally: the hang was the fault.
+        await request.read()
+        await switch.hang()
+    try:
+        return await _issue(request)
+    except OAuthError as error:
+        logger.info("token request refused: %s", error.code)
+        return oauth_error_response(error)

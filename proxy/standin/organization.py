@@ -1,0 +1,235 @@
+"""The one organization (tenant) the stand-in serves: workspaces, batches, tasks and users.
+
+All state is in memory and lost on restart. Ids come from separate counters that start in
+different ranges (workspaces at 1, batches at 101, tasks at 1001, users at 1), so a client that
+mixes up a task id and a batch id gets a 404 rather than the wrong object. A workspace whose name
+contains "transcript" is a transcript workspace (its own `taskType`, speakers, transcript export).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .errors import Conflict, NotFound, ValidationFailed
+from .lifecycle import Lifecycle
+from .settings import StandinSettings
+from .speakers import Speaker, for_task
+from .tasks import Task, TaskRequest
+from .timestamps import iso_ticks
+from .users import Invitation, User
+
+TENANT_ID = 1
+# taskType / workspaceType / templateType numbers are not published: these are the stand-in's own.
+DOCUMENT_TASK_TYPE, TRANSCRIPT_TASK_TYPE = 1, 2
+BATCH_PROPERTIES = (
+    "batchId",
+    "workspaceId",
+    "displayName",
+    "description",
+    "createdOn",
+    "totalTasks",
+    "totalTasksInHistory",
+)
+"""The properties of a batch object, in the order the API writes them."""
+
+
+@dataclass
+class Workspace:
+    """One workspace and its transcript speakers."""
+
+    workspace_id: int
+    name: str
+    is_default: bool
+    transcript: bool
+    speakers: list[Speaker] = field(default_factory=list)
+
+    def view(self) -> dict[str, object]:
+        """The documented Workspace shape."""
+        task_type = TRANSCRIPT_TASK_TYPE if self.transcript else DOCUMENT_TASK_TYPE
+        kind = "transcript" if self.transcript else "document"
+        return {
+            "workspaceId": self.workspace_id,
+            "tenantId": TENANT_ID,
+            "workspaceName": self.name,
+            "workspaceDescription": f"Stand-in {kind} workspace",
+            "isDefault": self.is_default,
+            "taskType": task_type,
+            "workspaceType": 1,
+            "templateType": task_type,
+            "workspaceTemplateName": "Transcript" if self.transcript else "Custom",
+        }
+
+
+@dataclass
+class Batch:
+    """One batch of tasks in a workspace."""
+
+    batch_id: int
+    workspace_id: int
+    display_name: str
+    description: str | None
+    created_on: datetime
+
+
+def _demo_speakers(workspace_id: int) -> list[Speaker]:
+    # Stable GUIDs, so a demo script can address the same speakers after a restart.
+    names = ("Interviewer", "Guest")
+    return [
+        Speaker(str(uuid.uuid5(uuid.NAMESPACE_URL, f"standin:{workspace_id}:{name}")), name)
+        for name in names
+    ]
+
+
+def _workspace(workspace_id: int, name: str, *, is_default: bool) -> Workspace:
+    transcript = "transcript" in name.lower()
+    speakers = _demo_speakers(workspace_id) if transcript else []
+    return Workspace(workspace_id, name.strip(), is_default, transcript, speakers)
+
+
+class Organization:
+    """Everything one tenant owns; lookups raise `NotFound`, bad references `ValidationFailed`."""
+
+    def __init__(self, settings: StandinSettings, created_on: datetime) -> None:
+        names = (settings.default_workspace_name, *settings.workspaces)
+        self.workspaces = {
+            number: _workspace(number, name, is_default=number == 1)
+            for number, name in enumerate(names, start=1)
+        }
+        self.batches: dict[int, Batch] = {}
+        self.tasks: dict[int, Task] = {}
+        admin = User(
+            1, "admin@example.com", "Administrator", "Demo Admin", created_on, True, "Active"
+        )
+        admin.workspace_ids.update(self.workspaces)
+        self.users = [admin]
+        self._batch_ids, self._task_ids = itertools.count(101), itertools.count(1001)
+        self._user_ids = itertools.count(2)
+
+    def workspace(self, workspace_id: int) -> Workspace:
+        """The workspace with that id; raises `NotFound`."""
+        if workspace_id not in self.workspaces:
+            raise NotFound(f"Workspace {workspace_id} was not found.")
+        return self.workspaces[workspace_id]
+
+    def batch(self, batch_id: int) -> Batch:
+        """The batch with that id; raises `NotFound`."""
+        if batch_id not in self.batches:
+            raise NotFound(f"Batch {batch_id} was not found.")
+        return self.batches[batch_id]
+
+    def task(self, task_id: int | None, external_id: str | None = None) -> Task:
+        """The task with that id, else with that external id; raises `NotFound`."""
+        if task_id is not None:
+            if task_id not in self.tasks:
+                raise NotFound(f"Task {task_id} was not found.")
+            return self.tasks[task_id]
+        found = next((t for t in self.tasks.values() if t.request.external_id == external_id), None)
+        if found is None:
+            raise NotFound(f"No task has externalId '{external_id}'.")
+        return found
+
+    def task_in_workspace(self, task_id: int, workspace_id: int) -> Task:
+        """The task, which must belong to that workspace; raises `NotFound`."""
+        self.workspace(workspace_id)
+        task = self.task(task_id)
+        if task.workspace_id != workspace_id:
+            raise NotFound(f"Task {task_id} is not in workspace {workspace_id}.")
+        return task
+
+    def add_batch(
+        self, display_name: str, description: str | None, workspace_id: int | None, wall: datetime
+    ) -> Batch:
+        """Create a batch; an unknown workspace is a validation error."""
+        workspace = self.referenced_workspace(workspace_id)
+        batch = Batch(
+            next(self._batch_ids), workspace.workspace_id, display_name, description, wall
+        )
+        self.batches[batch.batch_id] = batch
+        return batch
+
+    def batch_view(self, batch: Batch) -> dict[str, object]:
+        """The documented batch shape, with live task counts."""
+        count = sum(1 for task in self.tasks.values() if task.request.batch_id == batch.batch_id)
+        return {
+            "batchId": batch.batch_id,
+            "workspaceId": batch.workspace_id,
+            "displayName": batch.display_name,
+            "description": batch.description,
+            "createdOn": iso_ticks(batch.created_on),
+            "totalTasks": count,
+            # Tasks are never deleted here, so history and current counts agree.
+            "totalTasksInHistory": count,
+        }
+
+    def add_task(
+        self, request: TaskRequest, lifecycle: Lifecycle, now: float, wall: datetime
+    ) -> Task:
+        """Create and queue a task; checks its workspace, batch and external id."""
+        workspace = self.referenced_workspace(request.workspace_id)
+        self._check_batch(request.batch_id, workspace.workspace_id)
+        if request.external_id is not None and any(
+            task.request.external_id == request.external_id for task in self.tasks.values()
+        ):
+            raise Conflict(f"A task with externalId '{request.external_id}' already exists.")
+        number = 1 + sum(1 for t in self.tasks.values() if t.workspace_id == workspace.workspace_id)
+        review_due_at = lifecycle.review_due(now)
+        task = Task(
+            next(self._task_ids),
+            workspace.workspace_id,
+            number,
+            request,
+            wall,
+            now,
+            wall,
+            review_due_at,
+        )
+        task.speakers = for_task(workspace.speakers)
+        self.tasks[task.task_id] = task
+        return task
+
+    def invite(
+        self, invitations: list[Invitation], workspace_id: int | None, wall: datetime
+    ) -> None:
+        """Add invited users (existing e-mails keep their role) and, if given, workspace access."""
+        for invitation in invitations:
+            user = next(
+                (u for u in self.users if u.email.lower() == invitation.email.lower()), None
+            )
+            if user is None:
+                name = invitation.email.split("@", 1)[0]
+                user = User(
+                    next(self._user_ids), invitation.email, invitation.role_name, name, wall
+                )
+                self.users.append(user)
+            if workspace_id is not None:
+                user.workspace_ids.add(workspace_id)
+
+    def users_of(self, workspace_id: int) -> list[User]:
+        """The users with access to that workspace; raises `NotFound` for an unknown workspace."""
+        self.workspace(workspace_id)
+        return [user for user in self.users if workspace_id in user.workspace_ids]
+
+    def referenced_workspace(self, workspace_id: int | None) -> Workspace:
+        """The workspace a request body names (default if none); unknown is a validation error."""
+        if workspace_id is None:
+            return self.workspaces[1]
+        if workspace_id not in self.workspaces:
+            raise ValidationFailed.single(
+                "WorkspaceId", f"Workspace {workspace_id} does not exist."
+            )
+        return self.workspaces[workspace_id]
+
+    def _check_batch(self, batch_id: int | None, workspace_id: int) -> None:
+        if batch_id is None:
+            return
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise ValidationFailed.single("BatchId", f"Batch {batch_id} does not exist.")
+        if batch.workspace_id != workspace_id:
+            message = (
+                f"Batch {batch_id} belongs to workspace {batch.workspace_id}, not {workspace_id}."
+            )
+            raise ValidationFailed.single("BatchId", message)

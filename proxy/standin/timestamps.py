@@ -1,0 +1,41 @@
+"""How the API writes and reads times: pure functions, UTC throughout.
+
+Tasks and users carry second-precision ISO times with a `Z` (`2022-03-28T14:28:56Z`); batches carry
+the .NET round-trip form with seven fractional digits (`2023-08-08T08:55:29.7831583Z`). Both
+shapes are copied from the vendor's documented examples.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    """The default wall clock: an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def iso_seconds(moment: datetime) -> str:
+    """`2022-03-28T14:28:56Z`: the task and user time format."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ticks(moment: datetime) -> str:
+    """`2023-08-08T08:55:29.7831583Z`: .NET's seven fractional digits (100 ns ticks)."""
+    utc = moment.astimezone(UTC)
+    # Python keeps microseconds; the seventh digit of a .NET tick is therefore always 0.
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}0Z"
+
+
+def parse_iso(text: str) -> datetime | None:
+    """An ISO 8601 date or date-time as aware UTC, or None when it does not parse.
+
+    A time without an offset is taken as UTC, as the API documents all its times as UTC.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
