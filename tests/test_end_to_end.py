@@ -1,0 +1,215 @@
+"""End to end: the proxy in front of the built-in stand-in, driven by clients nobody here
+wrote (the curl binary, the requests library, Node's fetch), with no credentials on their side.
+
+Each client creates a task, polls its status, lists tasks and creates and reads a batch. The
+requests client also runs across a token expiry the proxy did not see coming and a revocation,
+and sees no error: the proxy refreshes and resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import requests
+from aiohttp.test_utils import TestServer
+
+from proxy.app import create_app
+from proxy.config import load_config
+from proxy.standin import StandinSettings, create_standin_app
+from tests.fakes import FakeClock
+
+API = "/api/v1.0/external"
+CLIENT_TIMEOUT_SECONDS = 20
+Call = Callable[[str, str, object | None], Awaitable[tuple[int, object]]]
+
+NODE_FETCH = """
+const [method, url, body] = process.argv.slice(1);
+const init = { method };
+if (body) { init.body = body; init.headers = { "Content-Type": "application/json" }; }
+const response = await fetch(url, init);
+const text = await response.text();
+console.log(JSON.stringify({ status: response.status, body: text }));
+"""
+
+
+@dataclass
+class Demo:
+    proxy_url: str
+    standin: TestServer
+    standin_clock: FakeClock
+    proxy_clock: FakeClock
+
+
+@pytest.fixture
+async def demo(aiohttp_server) -> Demo:  # type: ignore[no-untyped-def]
+    settings = StandinSettings()
+    standin_clock, proxy_clock = FakeClock(), FakeClock()
+    standin = await aiohttp_server(create_standin_app(settings, clock=standin_clock))
+    config = load_config(
+        {"upstream": str(standin.make_url("/")), "client_id": settings.client_id},
+        {"SMARTDOC_CLIENT_SECRET": settings.client_secret},
+    )
+    proxy = await aiohttp_server(create_app(config, clock=proxy_clock))
+    return Demo(str(proxy.make_url("")).rstrip("/"), standin, standin_clock, proxy_clock)
+
+
+def _decode(status: int, text: str) -> tuple[int, object]:
+    return status, json.loads(text) if text.strip() else None
+
+
+async def _run(*argv: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), CLIENT_TIMEOUT_SECONDS)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+def curl(base: str) -> Call:
+    async def call(method: str, path: str, body: object | None) -> tuple[int, object]:
+        data = ["-H", "Content-Type: application/json", "-d", json.dumps(body)] if body else []
+        out = await _run("curl", "-sS", "-X", method, *data, "-w", "\n%{http_code}", base + path)
+        text, _, status = out.rpartition("\n")
+        return _decode(int(status), text)
+
+    return call
+
+
+def requests_client(base: str) -> Call:
+    session = requests.Session()
+
+    def send(method: str, path: str, body: object | None) -> tuple[int, object]:
+        response = session.request(method, base + path, json=body, timeout=CLIENT_TIMEOUT_SECONDS)
+        return _decode(response.status_code, response.text)
+
+    async def call(method: str, path: str, body: object | None) -> tuple[int, object]:
+        return await asyncio.to_thread(send, method, path, body)
+
+    return call
+
+
+def node_fetch(base: str) -> Call:
+    async def call(method: str, path: str, body: object | None) -> tuple[int, object]:
+        argv = [method, base + path, json.dumps(body) if body else ""]
+        out = await _run("node", "--input-type=module", "-e", NODE_FETCH, *argv)
+        answer = json.loads(out)
+        return _decode(answer["status"], answer["body"])
+
+    return call
+
+
+async def _ok(call: Call, method: str, path: str, body: object | None = None) -> dict[str, object]:
+    status, answer = await call(method, path, body)
+    assert status == 200, (method, path, status, answer)
+    assert isinstance(answer, dict | list), answer
+    return answer if isinstance(answer, dict) else {"items": answer}
+
+
+async def scenario(call: Call, demo: Demo, name: str) -> None:
+    """Create a task, poll it, list tasks, create and read a batch, all through the proxy."""
+    task = await _ok(
+        call,
+        "POST",
+        f"{API}/sdtask/process",
+        {"displayName": name, "externalId": name, "context": {"url": "https://example.test/a.pdf"}},
+    )
+    task_id = task["taskId"]
+    assert task["taskStatus"] == 30
+    seen = []
+    for _ in range(5):
+        demo.standin_clock.advance(1.0)
+        status = await _ok(call, "GET", f"{API}/sdtask/status?taskid={task_id}")
+        seen.append(status["taskStatus"])
+        if status["taskStatus"] == 34:
+            break
+    assert seen[-1] == 34, seen
+    by_external = await _ok(call, "GET", f"{API}/sdtask/status?externalId={name}")
+    assert by_external["taskId"] == task_id
+    listing = await _ok(
+        call, "GET", f"{API}/sdtask/statuslist?startDate=2000-01-01&workspaceId=1&workspaceId=1"
+    )
+    assert task_id in [item["taskId"] for item in listing["items"]]  # type: ignore[attr-defined]
+    batch = await _ok(call, "POST", f"{API}/sdbatch", {"displayName": f"{name} batch"})
+    read = await _ok(call, "GET", f"{API}/sdbatch?batchId={batch['batchId']}")
+    assert read["displayName"] == f"{name} batch"
+
+
+async def test_curl_uses_the_api_through_the_proxy_without_credentials(demo: Demo) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("the curl binary is not installed")
+    await scenario(curl(demo.proxy_url), demo, "curl-task")
+
+
+async def test_node_fetch_uses_the_api_through_the_proxy_without_credentials(demo: Demo) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: Node's fetch client not exercised")
+    await scenario(node_fetch(demo.proxy_url), demo, "node-task")
+
+
+async def test_requests_sees_no_error_across_a_token_expiry_and_a_revocation(
+    demo: Demo,
+) -> None:
+    call = requests_client(demo.proxy_url)
+    await scenario(call, demo, "requests-task")
+
+    demo.standin_clock.advance(4000)  # the stand-in's token expired; the proxy's clock says not
+    await scenario(call, demo, "after-expiry")
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(demo.standin.make_url("/_standin/revoke-tokens")) as revoked,
+    ):
+        assert revoked.status in (200, 204)
+    await scenario(call, demo, "after-revocation")
+
+    demo.standin_clock.advance(4000)  # now both clocks agree the token expired
+    demo.proxy_clock.advance(4000)
+    await scenario(call, demo, "after-both")
+
+    response = await asyncio.to_thread(
+        requests.get, demo.proxy_url + "/_proxy/metrics", timeout=CLIENT_TIMEOUT_SECONDS
+    )
+    metrics = response.text
+    assert "smartdoc_proxy_resends_total 2.0" in metrics
+    assert 'smartdoc_proxy_requests_total{method="GET",status="401"}' not in metrics
+
+
+async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("the curl binary is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = ""
+        while "curl" not in banner:
+            line = await asyncio.wait_for(process.stdout.readline(), CLIENT_TIMEOUT_SECONDS)
+            assert line, f"the demo exited before printing a curl line: {banner}"
+            banner += line.decode()
+        curl_line = next(line for line in banner.splitlines() if "curl" in line).split()
+        answer = json.loads(await _run(*curl_line))
+        assert answer[0]["isDefault"] is True
+        assert {"workspaceId", "workspaceName", "tenantId"} <= answer[0].keys()
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
