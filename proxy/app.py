@@ -14,10 +14,11 @@ from aiohttp import web
 from proxy import ops
 from proxy.config import Config
 from proxy.forward import forward
+from proxy.grants import TokenClient
 from proxy.keys import CONFIG, METRICS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
 from proxy.problems import problem_middleware
-from proxy.tokens import Clock, TokenCache, TokenClient
+from proxy.tokens import Clock, TokenCache
 
 logger = logging.getLogger(__name__)
 

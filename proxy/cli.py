@@ -19,6 +19,7 @@ from aiohttp import web
 from proxy import demo, logs
 from proxy.app import create_app
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
+from proxy.grants import TokenClient, TokenError
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
     StandinSettingsError,
@@ -26,7 +27,6 @@ from proxy.standin.settings import (
     listen_from_args,
     settings_from_args,
 )
-from proxy.tokens import TokenClient, TokenError
 
 logger = logging.getLogger(__name__)
 

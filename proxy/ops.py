@@ -10,10 +10,10 @@ import time
 from aiohttp import web
 
 from proxy import logs
+from proxy.grants import TokenError
 from proxy.keys import METRICS, RESENT, TOKENS
 from proxy.metrics import CONTENT_TYPE, method_label
 from proxy.problems import Handler, problem
-from proxy.tokens import TokenError
 
 PREFIX = "/_proxy/"
 # nginx's convention for "the client went away before the answer": no status was sent.

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.forward import UpstreamTimeout, UpstreamUnreachable
-from proxy.tokens import TokenError, TokenRejected
+from proxy.grants import TokenError, TokenRejected
 
 logger = logging.getLogger(__name__)
 

@@ -7,15 +7,8 @@ import math
 
 import pytest
 
-from proxy.tokens import (
-    BACKOFF_MAX_SECONDS,
-    TokenRejected,
-    TokenUnavailable,
-    backoff_seconds,
-    lifetime_of,
-    parse_grant,
-    schedule,
-)
+from proxy.grants import TokenRejected, TokenUnavailable, lifetime_of, parse_grant
+from proxy.tokens import BACKOFF_MAX_SECONDS, backoff_seconds, schedule
 
 
 @pytest.mark.parametrize(
