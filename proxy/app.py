@@ -73,6 +73,7 @@ def _token_cache(clock: Clock) -> CleanupContext:
                 observe=lambda outcome: metrics.token_fetches.labels(outcome).inc(),
             )
             app[TOKENS] = cache
+            metrics.token_expiry.set_function(cache.seconds_until_expiry)
             refresher = asyncio.create_task(cache.maintain())
             yield
             refresher.cancel()

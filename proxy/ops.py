@@ -38,9 +38,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS]
-    registry.token_expiry.set(request.app[TOKENS].seconds_until_expiry())
-    return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def not_found(request: web.Request) -> web.Response:
