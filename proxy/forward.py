@@ -21,7 +21,7 @@ from aiohttp import web
 from yarl import URL
 
 from proxy import headers
-from proxy.keys import CONFIG, METRICS, RESENT, TOKENS, UPSTREAM_SESSION
+from proxy.keys import BODY_BYTES, CONFIG, METRICS, RESENT, TOKENS, UPSTREAM_SESSION
 from proxy.tokens import Token
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,13 @@ CHUNK_BYTES = 64 * 1024
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 Body = bytes | AsyncIterator[bytes] | None
+
+# Methods the proxy answers itself: CONNECT asks for a tunnel, and TRACE would echo the request,
+# the organization's token included, back to the client (RFC 9110 §9.3.8).
+REFUSED_METHODS = {
+    "CONNECT": "this is a reverse proxy, not a tunnel",
+    "TRACE": "TRACE would echo the organization's token back to the client",
+}
 
 
 class UpstreamError(Exception):
@@ -61,30 +68,49 @@ def upstream_url(upstream: URL, raw_target: str) -> URL:
     """The upstream URL for a request target, with path and query exactly as the client sent.
 
     ``encoded=True`` stops yarl from re-quoting or normalising (``%2F`` stays, ``..`` stays).
-    The target is appended to the configured origin, so no target can choose another host.
+    The target is appended to the configured origin, and it must start with "/": so the
+    origin's authority ends where the target begins, and no target can choose another host.
+    Raises :class:`ValueError` for a target that cannot be sent that way.
     """
     if not raw_target.startswith("/"):
         # absolute-form (RFC 9112 §3.2.2): keep its path and query, never its authority.
         raw_target = URL(raw_target, encoded=True).raw_path_qs
+    if not raw_target.startswith("/"):
+        raise ValueError("the request target has no absolute path")
     return URL(str(upstream) + raw_target, encoded=True)
+
+
+def refusal(method: str, transfer_codings: list[str]) -> web.HTTPException | None:
+    """The answer to a request the proxy must not forward, or ``None`` to forward it."""
+    if method in REFUSED_METHODS:
+        return web.HTTPMethodNotAllowed(method, [], text=REFUSED_METHODS[method])
+    codings = ",".join(transfer_codings).replace(" ", "").lower()
+    if codings and codings != "chunked":
+        # RFC 9112 §6.1: a transfer coding the server does not understand gets 501. aiohttp
+        # removes the chunking but not, say, gzip, which would reach the upstream unmarked.
+        return web.HTTPNotImplemented(text=f"transfer coding {codings!r} is not supported")
+    return None
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Send ``request`` upstream with a token and relay the answer."""
-    if request.method == "CONNECT":
-        raise web.HTTPMethodNotAllowed("CONNECT", [], text="this is a reverse proxy, not a tunnel")
-    config = request.app[CONFIG]
-    body: Body = None
-    if request.body_exists:
-        if replayable(request.content_length, True, config.replay_limit_bytes):
-            body = await request.read()
-        else:
-            body = _stream(request.content)
+    refused = refusal(request.method, request.headers.getall("Transfer-Encoding", []))
+    if refused is not None:
+        raise refused
+    body = await _body(request, request.app[CONFIG].replay_limit_bytes)
     upstream = await _send_handling_401(request, body)
     try:
         return await _relay(request, upstream)
     finally:
         upstream.release()
+
+
+async def _body(request: web.Request, replay_limit: int) -> Body:
+    if not request.body_exists:
+        return None
+    if replayable(request.content_length, True, replay_limit):
+        return await request.read()
+    return _stream(request.content)
 
 
 async def _stream(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
@@ -120,7 +146,10 @@ async def _send(request: web.Request, token: Token, body: Body) -> aiohttp.Clien
         proto=request.scheme,
         host=request.headers.get("Host"),
     )
-    url = upstream_url(app[CONFIG].upstream, request.raw_path)
+    try:
+        url = upstream_url(app[CONFIG].upstream, request.raw_path)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     started = time.perf_counter()
     try:
         response = await app[UPSTREAM_SESSION].request(
@@ -141,8 +170,24 @@ async def _send(request: web.Request, token: Token, body: Body) -> aiohttp.Clien
     return response
 
 
+class RelayedResponse(web.StreamResponse):
+    """A response relayed from the upstream, carrying only the headers the upstream sent.
+
+    aiohttp fills in ``Content-Type: application/octet-stream`` and its own ``Server`` when a
+    response lacks them; a proxy must invent neither (``Date`` it may add: RFC 9110 §6.6.1).
+    This overrides a private aiohttp method, the only place where those defaults are added
+    (``on_response_prepare`` runs before it); a test fails if aiohttp changes that.
+    """
+
+    async def _prepare_headers(self) -> None:
+        absent = [name for name in ("Content-Type", "Server") if name not in self.headers]
+        await super()._prepare_headers()
+        for name in absent:
+            self.headers.popall(name, None)
+
+
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-    response = web.StreamResponse(
+    response = RelayedResponse(
         status=upstream.status,
         reason=upstream.reason,
         headers=headers.response_headers(
@@ -152,10 +197,12 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
         ),
     )
     await response.prepare(request)
+    request[BODY_BYTES] = 0
     if request.method != "HEAD":
         # Once the status line is sent, a failure can only cut the connection, which the
         # exception does: the client then sees a short body, never a silently truncated one.
         async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):
             await response.write(chunk)
+            request[BODY_BYTES] += len(chunk)
     await response.write_eof()
     return response

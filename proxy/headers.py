@@ -48,8 +48,17 @@ def is_hop_by_hop(name: str, listed: frozenset[str]) -> bool:
 
 
 def end_to_end(headers: Iterable[tuple[str, str]], listed: frozenset[str]) -> CIMultiDict[str]:
-    """The headers that cross the proxy, in their original order, repeats kept."""
-    return CIMultiDict((name, value) for name, value in headers if not is_hop_by_hop(name, listed))
+    """The headers that cross the proxy, in their original order, repeats kept.
+
+    Repeats take the spelling of their first occurrence: aiohttp's client would otherwise
+    keep only the last of ``X-A`` and ``x-a``, since it tells repeats apart case-sensitively.
+    """
+    spelling: dict[str, str] = {}
+    return CIMultiDict(
+        (spelling.setdefault(name.lower(), name), value)
+        for name, value in headers
+        if not is_hop_by_hop(name, listed)
+    )
 
 
 def request_headers(

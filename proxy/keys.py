@@ -14,5 +14,7 @@ METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenCache)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 
-# Set by the forwarder, read by the access log: was this request resent after a 401?
+# Set by the forwarder, read by the access log: was this request resent after a 401, and how
+# many body bytes were relayed to the client?
 RESENT = web.RequestKey("resent", bool)
+BODY_BYTES = web.RequestKey("body_bytes", int)

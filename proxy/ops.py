@@ -11,7 +11,7 @@ from aiohttp import web
 
 from proxy import logs
 from proxy.grants import TokenError
-from proxy.keys import METRICS, RESENT, TOKENS
+from proxy.keys import BODY_BYTES, METRICS, RESENT, TOKENS
 from proxy.metrics import CONTENT_TYPE, method_label
 from proxy.problems import Handler, problem
 
@@ -53,6 +53,14 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", PREFIX + "{tail:.*}", not_found)
 
 
+def _body_bytes(request: web.Request, response: web.StreamResponse) -> int:
+    """Body bytes sent to the client: as counted by the forwarder, or the proxy's own body."""
+    if BODY_BYTES in request:
+        return request[BODY_BYTES]
+    body = response.body if isinstance(response, web.Response) else None
+    return len(body) if isinstance(body, bytes) and request.method != "HEAD" else 0
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count, time and log every request, whatever its outcome."""
@@ -62,8 +70,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         with registry.in_flight.track_inprogress():
             response = await handler(request)
-        # A streamed response counts what it wrote; a plain one has not been sent yet.
-        status, size = response.status, response.body_length or response.content_length or 0
+        status, size = response.status, _body_bytes(request, response)
         return response
     except Exception:
         status = 500

@@ -4,8 +4,9 @@ what they received and can be told to fail. Nothing of the proxy's own is mocked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -89,6 +90,7 @@ class FakeUpstream:
     rejected: set[str] = field(default_factory=set)
     responder: Responder | None = None
     cancelled: int = 0
+    delays: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
 
     @property
     def tokens_seen(self) -> list[str]:
@@ -100,6 +102,7 @@ class FakeUpstream:
             Received(request.method, request.raw_path, request.headers, body, request.version)
         )
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        await asyncio.sleep(self.delays.get(request.path, 0))
         if token in self.rejected:
             return web.json_response(
                 {"title": "Unauthorized", "status": 401},
@@ -145,3 +148,23 @@ async def raw_exchange(port: int, request: bytes, *, read_until_close: bool = Tr
         return await asyncio.wait_for(reader.read(-1), 10)
     finally:
         writer.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(answer: bytes) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """An upstream that answers every connection with exactly ``answer``, headers included,
+    and records the head of each request: for what aiohttp's server would add on its own."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], heads
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -11,8 +11,9 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.forward import replayable, upstream_url
+from proxy.headers import rewrite_location
 from tests.conftest import MakeStack
-from tests.fakes import FakeUpstream, json_of, raw_exchange
+from tests.fakes import FakeUpstream, json_of, raw_exchange, raw_upstream
 
 TARGETS = [
     "/api/v1.0/external/sdtask/status?taskId=1",
@@ -364,3 +365,117 @@ async def test_http_1_0_clients_get_a_complete_answer(
     assert head.startswith(b"HTTP/1.0 200 ")
     assert b"chunked" not in head.lower()
     assert body == b"part one, part two"
+
+
+async def test_trace_is_refused_so_the_token_is_never_echoed(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    answer = await raw_exchange(
+        stack.client.port, b"TRACE /api/x HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 405 ")
+    assert b"application/problem+json" in answer
+    assert b"token-" not in answer
+    assert stack.upstream.received == []
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked"])
+async def test_a_transfer_coding_other_than_chunked_is_refused_with_501(
+    make_stack: MakeStack, coding: str
+) -> None:
+    stack = await make_stack()
+    request = (
+        f"POST /api/x HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: {coding}\r\n"
+        "Connection: close\r\n\r\n0\r\n\r\n"
+    )
+    answer = await raw_exchange(stack.client.port, request.encode())
+    assert answer.startswith(b"HTTP/1.1 501 "), answer
+    assert stack.upstream.received == []
+
+
+def test_a_target_without_an_absolute_path_is_refused() -> None:
+    with pytest.raises(ValueError, match="absolute path"):
+        upstream_url(URL("https://api.test"), "x:.evil.test/steal")
+
+
+async def test_repeated_headers_differing_in_case_all_reach_the_upstream(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    request = b"GET /x HTTP/1.1\r\nHost: p\r\nX-A: 1\r\nx-a: 2\r\nConnection: close\r\n\r\n"
+    await raw_exchange(stack.client.port, request)
+    assert stack.upstream.received[-1].headers.getall("X-A") == ["1", "2"]
+
+
+async def test_nothing_is_added_to_a_bare_request(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    request = b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    await raw_exchange(stack.client.port, request)
+    received = stack.upstream.received[-1].headers
+    for invented in ("User-Agent", "Content-Type", "Accept", "Accept-Encoding", "Connection"):
+        assert invented not in received, invented
+
+
+async def test_nothing_is_added_to_a_bare_response(make_stack: MakeStack) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw"
+    async with raw_upstream(answer) as (port, _):
+        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+        response = await stack.client.get("/x")
+        assert await response.read() == b"raw"
+    assert "Content-Type" not in response.headers
+    assert "Server" not in response.headers
+
+
+async def test_one_keep_alive_connection_serves_sequential_requests(
+    make_stack: MakeStack, upstream: FakeUpstream
+) -> None:
+    peers: list[object] = []
+
+    async def respond(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.Response(text="ok")
+
+    upstream.responder = respond
+    stack = await make_stack()
+    for _ in range(5):
+        await (await stack.client.get("/x")).read()
+    assert len(set(peers)) == 1
+
+
+async def test_cookies_set_by_the_upstream_are_not_kept_for_other_clients(
+    make_stack: MakeStack, upstream: FakeUpstream
+) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return web.Response(text="ok", headers={"Set-Cookie": "session=one-client; Path=/"})
+
+    upstream.responder = respond
+    stack = await make_stack()
+    # A host name, not an address: cookie jars keep no cookies for IP addresses.
+    port = stack.upstream_server.port
+    stack = await make_stack(upstream=f"http://localhost:{port}")
+    first = await stack.client.get("/login")
+    assert first.headers["Set-Cookie"].startswith("session=one-client")
+    stack.client.session.cookie_jar.clear()
+    await stack.client.get("/next")
+    assert "Cookie" not in stack.upstream.received[-1].headers
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("https://api.test/a?b=%2F", "http://proxy:8080/a?b=%2F"),
+        ("https://API.test/a", "http://proxy:8080/a"),
+        ("HTTPS://api.test/a", "http://proxy:8080/a"),
+        ("https://api.test:443/a", "http://proxy:8080/a"),
+        ("//api.test/a", "http://proxy:8080/a"),
+        ("https://api.test", "http://proxy:8080"),
+        ("https://api.test:8443/a", "https://api.test:8443/a"),
+        ("http://api.test/a", "http://api.test/a"),
+        ("https://api.test.evil/a", "https://api.test.evil/a"),
+        ("https://evil/a?u=https://api.test/", "https://evil/a?u=https://api.test/"),
+        ("/relative", "/relative"),
+        ("https://api.test:bad/a", "https://api.test:bad/a"),
+    ],
+)
+def test_rewrite_location(location: str, expected: str) -> None:
+    assert rewrite_location(location, URL("https://api.test"), "http://proxy:8080") == expected

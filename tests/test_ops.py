@@ -153,3 +153,19 @@ async def test_no_token_secret_or_authorization_in_any_log_line_at_debug(
     assert "token fetch failed" in everything
     for secret in (SECRET, "client-own-token", *stack.endpoint.issued, "Bearer "):
         assert secret not in everything, secret
+
+
+async def test_the_access_log_counts_body_bytes_only(
+    make_stack: MakeStack, caplog: pytest.LogCaptureFixture, upstream: FakeUpstream
+) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 26, content_type="application/json")
+
+    upstream.responder = respond
+    caplog.set_level(logging.INFO)
+    stack = await make_stack()
+    await (await stack.client.get("/api/x")).read()
+    await (await stack.client.head("/api/x")).read()
+    problem_answer = await stack.client.get("/_proxy/nothing-here")
+    problem_size = len(await problem_answer.read())
+    assert [r.bytes for r in _access_records(caplog)] == [26, 0, problem_size]

@@ -268,3 +268,21 @@ async def test_a_grace_of_zero_does_not_wait_for_requests_in_flight(fakes: Fakes
             assert await proxy.exited(within_seconds=3) == 0
     finally:
         release.set()
+
+
+async def test_in_the_real_process_a_client_leaving_cancels_its_upstream_request(
+    fakes: Fakes,
+) -> None:
+    release = asyncio.Event()
+    fakes.upstream.responder = slow_responder(5.0, release)
+    try:
+        async with running_proxy(fakes) as proxy:
+            async with in_flight(fakes.upstream, proxy.url + SLOW_PATH):
+                pass  # leaving the block cancels the client's request mid-flight
+            for _ in range(100):
+                if fakes.upstream.cancelled:
+                    break
+                await asyncio.sleep(0.02)
+            assert fakes.upstream.cancelled == 1
+    finally:
+        release.set()

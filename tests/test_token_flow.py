@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.conftest import MakeStack, Stack
-from tests.fakes import CLIENT_ID, SECRET, json_of
+from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, json_of, token_app
 
 INVALID_CLIENT = (400, {"error": "invalid_client"})
 
@@ -264,3 +265,76 @@ async def test_a_body_over_the_replay_limit_is_not_resent_but_the_token_is_dropp
     stack.upstream.rejected = set()
     assert await _get(stack) == 200
     assert stack.upstream.tokens_seen[-1] == "token-2"
+
+
+async def test_a_late_401_on_an_old_token_does_not_drop_the_new_one(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    assert await _get(stack) == 200
+    stack.upstream.rejected = {"token-1"}
+    stack.upstream.delays = {"/late": 0.3}
+    late = asyncio.create_task(_get(stack, "/late"))  # its 401 comes after token-2 is cached
+    assert await _get(stack, "/early") == 200
+    assert stack.endpoint.issued == ["token-1", "token-2"]
+    assert await late == 200
+    assert len(stack.endpoint.requests) == 2
+    assert stack.upstream.tokens_seen[-1] == "token-2"
+
+
+async def test_a_client_leaving_during_a_token_fetch_does_not_cancel_it_for_others(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    stack.endpoint.delay_seconds = 0.3
+    stack.clock.advance(4000)  # whatever start-up fetched has expired: the next get fetches
+    leaving = asyncio.create_task(_get(stack))
+    staying = asyncio.create_task(_get(stack))
+    await asyncio.sleep(0.1)
+    leaving.cancel()
+    assert await staying == 200
+    assert stack.upstream.tokens_seen == [stack.endpoint.issued[-1]]
+
+
+async def test_backoff_grows_with_each_failure_in_a_row(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    stack.endpoint.failures = [(500, {})] * 4
+    retry_after = []
+    for _ in range(4):
+        response = await stack.client.get("/api/x")
+        assert response.status == 503
+        retry_after.append(int(response.headers["Retry-After"]))
+        stack.clock.advance(60.01)  # past any backoff step: the next request tries again
+    assert len(stack.endpoint.requests) == 4
+    # Equal jitter: step n waits between 2**(n-2) and 2**(n-1) seconds.
+    assert retry_after[0] == 1
+    assert retry_after[2] >= 2
+    assert retry_after[3] >= 4
+
+
+async def test_a_token_is_fetched_at_start_up_and_refreshed_with_no_requests(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    await _eventually(lambda: len(stack.endpoint.issued) == 1)
+    stack.clock.advance(3400)  # past refresh_at, no request in sight
+    await _eventually(lambda: len(stack.endpoint.issued) == 2)
+    assert stack.upstream.received == []
+
+
+async def test_a_redirect_from_the_token_endpoint_is_not_followed(
+    make_stack: MakeStack,
+    aiohttp_server,  # type: ignore[no-untyped-def]
+) -> None:
+    elsewhere = FakeTokenEndpoint()
+    other = await aiohttp_server(token_app(elsewhere))
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(str(other.make_url("/connect/token")))
+
+    redirector = web.Application()
+    redirector.router.add_post("/connect/token", redirect)
+    moved = await aiohttp_server(redirector)
+    stack = await make_stack(token_url=str(moved.make_url("/connect/token")))
+    response = await stack.client.get("/api/x")
+    assert response.status == 502
+    assert "307" in str(json_of(await response.read())["detail"])
+    assert elsewhere.requests == []  # the secret went nowhere else
