@@ -13,49 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import aiohttp
-from aiohttp import web
-
-PAYLOAD = b'{"taskId": 1, "taskStatus": 34, "taskStatusText": "PreProcessingSuccessful"}'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve_upstream(port: int) -> None:
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": "bench", "expires_in": 3600})
-
-    async def api(request: web.Request) -> web.Response:
-        return web.Response(body=PAYLOAD, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/connect/token", token)
-    app.router.add_get("/{path:.*}", api)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-async def wait_until_up(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit(f"{url} never came up")
+import harness
 
 
 async def load(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
@@ -107,38 +69,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_upstream:
-        serve_upstream(args.serve_upstream)
-        return
-    upstream_port, proxy_port = free_port(), free_port()
-    env = os.environ | {"SMARTDOC_CLIENT_SECRET": "bench-secret", "SMARTDOC_LOG_LEVEL": "WARNING"}
-    children = [
-        subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)]),
-        subprocess.Popen(
-            [sys.executable, "-m", "proxy", "run", "--listen", f"127.0.0.1:{proxy_port}",
-             "--upstream", f"http://127.0.0.1:{upstream_port}", "--client-id", "bench"],
-            env=env,
-        ),
-    ]  # fmt: skip
-    try:
-        path = "/api/v1.0/external/sdtask/status?taskId=1"
-        asyncio.run(wait_until_up(f"http://127.0.0.1:{upstream_port}{path}"))
-        asyncio.run(wait_until_up(f"http://127.0.0.1:{proxy_port}/_proxy/readyz"))
-        version = sys.version.split()[0]
-        print(f"python {version}, aiohttp {aiohttp.__version__}, {os.cpu_count()} cores")
+    with harness.running() as stack:
+        print(harness.describe())
         asyncio.run(
-            measure(
-                args,
-                f"http://127.0.0.1:{upstream_port}{path}",
-                f"http://127.0.0.1:{proxy_port}{path}",
-            )
+            measure(args, stack.upstream + harness.STATUS_PATH, stack.proxy + harness.STATUS_PATH)
         )
-    finally:
-        for child in children:
-            child.terminate()
-            child.wait(10)
 
 
 if __name__ == "__main__":
