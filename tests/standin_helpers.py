@@ -26,6 +26,8 @@ TOKEN_FORM = {
     "client_id": "demo-client",
     "client_secret": "demo-secret",
 }
+HUGE_ID = "9" * 5000
+"""A path id with more digits than int() converts (4300), let alone an Int32 holds."""
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -45,6 +47,11 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def arabic_indic(number: int) -> str:
+    """`number` in Arabic-Indic digits, which a regex `\\d` matches and int() reads."""
+    return "".join(chr(0x0660 + int(digit)) for digit in str(number))
 
 
 def basic(client_id: str, secret: str) -> str:
@@ -67,10 +74,14 @@ class Standin:
         assert response.status == 200, await response.text()
         return str((await response.json())["access_token"])
 
+    async def authorize(self) -> None:
+        """Fetch the token `api` uses now, so that no later `api` call makes a token request."""
+        self._token = await self.token()
+
     async def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call `/api/v1.0/external` + `path` with a valid Bearer token (fetched once)."""
         if self._token is None:
-            self._token = await self.token()
+            await self.authorize()
         headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
         return await self.client.request(method, API + path, headers=headers, **kwargs)
 

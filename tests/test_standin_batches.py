@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -81,3 +82,41 @@ async def test_batch_paging_refuses_an_unknown_sort(aiohttp_client: ClientFactor
     standin = await start_standin(aiohttp_client)
     result = await problem(await standin.api("GET", "/sdbatch/paginated?sort=size"), 400)
     assert "sort" in result["errors"]
+
+
+async def test_a_batch_is_found_by_its_own_created_on_as_start_and_end_date(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client, StandinSettings(workspaces=("Second",)))
+    await make_batches(standin)
+    middle = await ok_json(await standin.api("GET", "/sdbatch?batchId=102"))
+    created_on = quote(middle["createdOn"])  # 2024-05-01T12:01:00.1234560Z, to the tick
+
+    async def listed(query: str) -> list[int]:
+        page = await ok_json(await standin.api("GET", f"/sdbatch/paginated?{query}"))
+        return [batch["batchId"] for batch in page["items"]]
+
+    assert await listed(f"startDate={created_on}") == [102, 103]
+    assert await listed(f"endDate={created_on}") == [101, 102]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["startDate=9999-12-31T23:59:59-05:00", "endDate=0001-01-01T00:00:00%2B05:00"],
+)
+async def test_dates_whose_utc_time_leaves_the_calendar_are_validation_problems(
+    aiohttp_client: ClientFactory, query: str
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    result = await problem(await standin.api("GET", f"/sdbatch/paginated?{query}"), 400)
+    assert list(result["errors"]) == [query.split("=", 1)[0]]
+
+
+async def test_json_nested_past_the_recursion_limit_is_not_valid_json(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    deep = "[" * 200_000 + "]" * 200_000
+    headers = {"Content-Type": "application/json"}
+    result = await problem(await standin.api("POST", "/sdbatch", data=deep, headers=headers), 400)
+    assert result["errors"] == {"$": ["The request body is not valid JSON."]}

@@ -14,6 +14,7 @@ from tests.standin_helpers import (
     ClientFactory,
     assert_problem,
     basic,
+    problem,
     set_faults,
     start_standin,
     token_status,
@@ -35,7 +36,9 @@ async def test_token_requests_fail_with_invalid_client_from_the_start(
         data={"grant_type": "client_credentials"},
         headers={"Authorization": basic("demo-client", "demo-secret")},
     )
-    assert basic_response.status == 401
+    assert basic_response.status == 400
+    assert "WWW-Authenticate" not in basic_response.headers
+    assert await basic_response.json() == {"error": "invalid_client"}
     assert await token_status(standin) == 200
 
 
@@ -49,7 +52,7 @@ async def test_token_requests_fail_with_500_when_switched_on(aiohttp_client: Cli
 
 async def test_latency_delays_api_and_token_responses(aiohttp_client: ClientFactory) -> None:
     standin = await start_standin(aiohttp_client)
-    await standin.token()
+    await standin.authorize()  # so that the timed API call below makes no token request of its own
     await set_faults(standin, latency_seconds=0.25)
     started = time.monotonic()
     assert (await standin.api("GET", WORKSPACES)).status == 200
@@ -73,7 +76,7 @@ async def test_the_next_api_calls_answer_429_with_retry_after(
     aiohttp_client: ClientFactory,
 ) -> None:
     standin = await start_standin(aiohttp_client)
-    await standin.token()
+    await standin.authorize()
     await set_faults(standin, fail_api_requests=2, fail_api_status=429, retry_after_seconds=7)
     for _ in range(2):
         response = await standin.api("GET", WORKSPACES)
@@ -106,7 +109,7 @@ async def test_a_refusal_window_can_be_opened_and_closed_live(
     aiohttp_client: ClientFactory,
 ) -> None:
     standin = await start_standin(aiohttp_client)
-    await standin.token()
+    await standin.authorize()
     shown = await set_faults(standin, fail_api_seconds=10, fail_api_status=429)
     assert shown["fail_api_seconds"] == 10.0
     assert (await standin.api("GET", WORKSPACES)).status == 429
@@ -167,3 +170,15 @@ async def test_admin_changes_must_be_json(aiohttp_client: ClientFactory) -> None
     standin = await start_standin(aiohttp_client)
     response = await standin.client.post("/_standin/faults", data="fail_api_requests=1")
     assert response.status == 415
+
+
+async def test_admin_json_nested_past_the_recursion_limit_is_not_valid_json(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    deep = "[" * 200_000 + "]" * 200_000
+    response = await standin.client.post(
+        "/_standin/faults", data=deep, headers={"Content-Type": "application/json"}
+    )
+    result = await problem(response, 400)
+    assert result["errors"] == {"$": ["The request body is not valid JSON."]}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from proxy.standin import StandinSettings, create_standin_app
 from tests.standin_helpers import (
@@ -67,6 +71,22 @@ async def test_resetting_all_faults_frees_held_requests(aiohttp_client: ClientFa
     assert (await asyncio.wait_for(held, 2)).status == 200
 
 
+async def test_switching_the_mode_away_from_hang_frees_held_requests(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    await set_faults(standin, fail_token_requests=5, fail_token_mode="hang")
+    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
+
+    async def one_held() -> bool:
+        return await hanging(standin) == 1
+
+    await wait_for(one_held)
+    await set_faults(standin, fail_token_mode="500")  # the count stays: only the mode changes
+    assert (await asyncio.wait_for(held, 2)).status == 200
+    assert await token_status(standin) == 500
+
+
 async def test_other_switch_changes_keep_requests_held(aiohttp_client: ClientFactory) -> None:
     standin = await start_standin(
         aiohttp_client, StandinSettings(fail_token_requests=1, fail_token_mode="hang")
@@ -102,3 +122,49 @@ async def test_a_hung_request_does_not_hold_up_shutdown(aiohttp_server: Any) -> 
         assert time.monotonic() - started < 2  # aiohttp would otherwise wait 60 s for it
         response = await asyncio.wait_for(held, 2)
         response.release()
+
+
+@asynccontextmanager
+async def served_like_the_cli(app: web.Application) -> AsyncIterator[str]:
+    """Serve `app` on loopback as `smartdoc-proxy standin` does; yields its base URL.
+
+    Not `aiohttp_server`: the test server cancels a handler whose client disconnects, whereas
+    `web.run_app` (what the CLI uses) lets the handler run on, which is the case tested here.
+    """
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_released_hang_answers_normally_although_its_client_has_gone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_standin_app(StandinSettings(fail_token_requests=1, fail_token_mode="hang"))
+    async with served_like_the_cli(app) as base, aiohttp.ClientSession(base) as session:
+
+        async def held_now() -> int:
+            async with session.get("/_standin/faults") as response:
+                return int((await response.json())["hanging_token_requests"])
+
+        with pytest.raises(TimeoutError):  # the client gives up and closes its connection
+            await session.post(
+                "/connect/token", data=TOKEN_FORM, timeout=aiohttp.ClientTimeout(total=0.2)
+            )
+        await asyncio.sleep(0.1)  # for the server to see the connection close
+        assert await held_now() == 1  # still held: nothing cancelled the handler
+        async with session.delete("/_standin/faults"):
+            pass
+
+        async def released() -> bool:
+            return await held_now() == 0
+
+        await wait_for(released)
+        async with session.post("/_standin/revoke-tokens") as revoked:
+            assert await revoked.json() == {"revoked": 1}  # the released request issued its token
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -39,6 +39,12 @@ def test_repr_never_shows_the_client_secret() -> None:
     assert "s3cr3t-value" not in str(settings)
 
 
+def test_repr_never_shows_the_webhook_url_and_its_signature() -> None:
+    settings = StandinSettings(webhook_url="https://hooks.example/in?sig=very-secret")
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in str(settings)
+
+
 def test_no_flags_give_the_default_settings_and_listen_address() -> None:
     ns = parse()
     assert settings_from_args(ns) == StandinSettings()

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from proxy.standin import StandinSettings
-from tests.standin_helpers import ClientFactory, Standin, ok_json, problem, start_standin
+from tests.standin_helpers import (
+    HUGE_ID,
+    ClientFactory,
+    Standin,
+    arabic_indic,
+    ok_json,
+    problem,
+    start_standin,
+)
 
 GUID_A = "90edf137-ea2a-4b59-bf51-45446299d47e"
 GUID_B = "1c2ee2da-e2f6-433d-b554-248707c2491c"
@@ -138,3 +146,29 @@ async def test_task_speaker_errors(aiohttp_client: ClientFactory) -> None:
     await problem(await standin.api("GET", "/transcripts/speakers/tasks/1001/2"), 404)
     await problem(await standin.api("GET", "/transcripts/speakers/tasks/1001/9"), 404)
     await problem(await standin.api("GET", "/transcripts/speakers/tasks/1999/1"), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/transcripts/speakers/workspaces/{HUGE_ID}"),
+        ("PUT", f"/transcripts/speakers/workspaces/{HUGE_ID}"),
+        ("GET", f"/transcripts/speakers/workspaces/{arabic_indic(2)}"),
+        ("GET", "/transcripts/speakers/workspaces/2147483648"),
+        ("GET", f"/transcripts/speakers/tasks/{HUGE_ID}/2"),
+        ("GET", f"/transcripts/speakers/tasks/1001/{HUGE_ID}"),
+        ("GET", f"/transcripts/speakers/tasks/{arabic_indic(1001)}/2"),
+        ("GET", f"/transcripts/speakers/tasks/1001/{arabic_indic(2)}"),
+        ("DELETE", f"/transcripts/speakers/tasks/{HUGE_ID}/2/{GUID_A}"),
+    ],
+)
+async def test_speaker_paths_need_int32_ids_of_ascii_digits_else_404(
+    aiohttp_client: ClientFactory, method: str, path: str
+) -> None:
+    # Workspace 2 is a transcript workspace with demo speakers and task 1001 in it, so an id
+    # wrongly read as 2 or 1001 would answer 200.
+    standin = await start_standin(aiohttp_client, StandinSettings(workspaces=("Transcripts",)))
+    await standin.create_task(workspaceId=2, context={"url": "https://x.example/call.mp3"})
+    assert (await standin.api("GET", "/transcripts/speakers/tasks/1001/2")).status == 200
+    body = {"speakers": [{"speakerId": GUID_A, "speakerName": "Ana"}]}
+    await problem(await standin.api(method, path, json=body), 404)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from proxy.standin import StandinSettings
-from tests.standin_helpers import ClientFactory, Standin, problem, start_standin
+from tests.standin_helpers import START_WALL, ClientFactory, Standin, problem, start_standin
 
 DATES = "startDate=2000-01-01T00:00:00Z"
 
@@ -34,6 +35,31 @@ async def test_status_list_filters_by_creation_dates(aiohttp_client: ClientFacto
     assert [t["taskId"] for t in await listed(standin, "endDate=2024-05-01T12:15:00")] == [1001]
     both = "startdate=2024-05-01T11:00:00%2B00:00&ENDDATE=2024-05-01T14:00:00Z"
     assert len(await listed(standin, both)) == 2
+
+
+async def test_a_task_created_exactly_at_the_start_or_end_date_is_listed(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    await standin.create_task()  # created at START_WALL, microseconds and all
+    standin.clock.advance(60)
+    await standin.create_task()
+    exact = quote(START_WALL.isoformat())
+    assert [t["taskId"] for t in await listed(standin, f"startDate={exact}")] == [1001, 1002]
+    assert [t["taskId"] for t in await listed(standin, f"endDate={exact}")] == [1001]
+
+
+@pytest.mark.parametrize("path", ["statuslist", "statuslistpaginated"])
+@pytest.mark.parametrize(
+    "query",
+    ["startDate=9999-12-31T23:59:59-05:00", "endDate=0001-01-01T00:00:00%2B05:00"],
+)
+async def test_dates_whose_utc_time_leaves_the_calendar_are_validation_problems(
+    aiohttp_client: ClientFactory, path: str, query: str
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    result = await problem(await standin.api("GET", f"/sdtask/{path}?{query}"), 400)
+    assert list(result["errors"]) == [query.split("=", 1)[0]]
 
 
 async def test_status_list_filters_with_repeated_keys(aiohttp_client: ClientFactory) -> None:
@@ -92,6 +118,8 @@ async def test_status_list_sorting(
         ("startDate=yesterday", "startDate"),
         (f"{DATES}&taskStatus=queued", "taskStatus"),
         (f"{DATES}&workspaceId=1.5", "workspaceId"),
+        (f"{DATES}&workspaceId=1&workspaceId=2147483648", "workspaceId"),
+        (f"{DATES}&taskStatus=-2147483649", "taskStatus"),
     ],
 )
 async def test_status_list_query_errors_are_validation_problems(
@@ -135,7 +163,9 @@ async def test_paginated_status_list_page_size_and_past_the_end(
     assert (page["totalPages"], page["totalCount"], page["pageNumber"]) == (2, 3, 5)
 
 
-@pytest.mark.parametrize("paging", ["pageNumber=0", "pageSize=0", "pageSize=ten"])
+@pytest.mark.parametrize(
+    "paging", ["pageNumber=0", "pageSize=0", "pageSize=ten", "pageNumber=9999999999"]
+)
 async def test_paginated_status_list_refuses_bad_paging(
     aiohttp_client: ClientFactory, paging: str
 ) -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from proxy.standin import StandinSettings
 from proxy.standin.tasks import TASK_PROPERTIES
-from tests.standin_helpers import ClientFactory, problem, start_standin
+from tests.standin_helpers import HUGE_ID, ClientFactory, arabic_indic, problem, start_standin
+
+INT32_ERROR = ["The JSON value could not be converted to System.Int32."]
 
 
 async def test_creating_a_task_returns_its_queued_status_object(
@@ -104,6 +106,9 @@ async def test_a_task_without_a_url_file_name_is_named_after_its_id(
             {"context": {"url": "https://x/a"}, "priority": 0},
             {"Priority": ["Priority must be 1 (low) or greater (high)."]},
         ),
+        ({"context": {"url": "https://x/a"}, "priority": 10**30}, {"$.priority": INT32_ERROR}),
+        ({"context": {"url": "https://x/a"}, "workspaceId": 2**31}, {"$.workspaceId": INT32_ERROR}),
+        ({"context": {"url": "https://x/a"}, "batchId": -(2**31) - 1}, {"$.batchId": INT32_ERROR}),
     ],
 )
 async def test_invalid_create_requests_are_validation_problems(
@@ -114,6 +119,11 @@ async def test_invalid_create_requests_are_validation_problems(
     result = await problem(response, 400)
     assert result["title"] == "One or more validation errors occurred."
     assert result["errors"] == errors
+
+
+async def test_the_largest_int32_priority_is_accepted(aiohttp_client: ClientFactory) -> None:
+    standin = await start_standin(aiohttp_client)
+    await standin.create_task(priority=2**31 - 1)
 
 
 async def test_all_validation_errors_are_reported_at_once(aiohttp_client: ClientFactory) -> None:
@@ -205,7 +215,16 @@ async def test_status_accepts_the_vendors_empty_json_get_body(
 
 @pytest.mark.parametrize(
     ("query", "status"),
-    [("", 400), ("taskId=abc", 400), ("taskId=", 400), ("taskId=5", 404), ("externalId=nope", 404)],
+    [
+        ("", 400),
+        ("taskId=abc", 400),
+        ("taskId=", 400),
+        ("taskId=2147483648", 400),
+        ("taskId=-2147483649", 400),
+        ("taskId=5", 404),
+        ("taskId=2147483647", 404),
+        ("externalId=nope", 404),
+    ],
 )
 async def test_status_errors(aiohttp_client: ClientFactory, query: str, status: int) -> None:
     standin = await start_standin(aiohttp_client)
@@ -286,6 +305,22 @@ async def test_export_data_of_an_unknown_task_is_a_404(
 ) -> None:
     standin = await start_standin(aiohttp_client)
     await problem(await standin.api("GET", path), 404)
+
+
+@pytest.mark.parametrize(
+    "task_id", [HUGE_ID, arabic_indic(1001), "2147483648", "99999999999", "+1001", "1001.0"]
+)
+@pytest.mark.parametrize("export", ["GetExportData", "GetExportData/Transcript"])
+async def test_export_paths_need_an_int32_of_ascii_digits_else_404(
+    aiohttp_client: ClientFactory, export: str, task_id: str
+) -> None:
+    # Task 1001 can be exported both ways, so an id wrongly read as 1001 would answer 200.
+    settings = StandinSettings(workspaces=("Meeting Transcripts",))
+    standin = await start_standin(aiohttp_client, settings)
+    await standin.create_task(workspaceId=2, context={"url": "https://x.example/call.mp3"})
+    standin.clock.advance(10)
+    assert (await standin.api("GET", f"/sdtask/{export}/1001")).status == 200
+    await problem(await standin.api("GET", f"/sdtask/{export}/{task_id}"), 404)
 
 
 async def test_transcript_export_needs_a_transcript_task(aiohttp_client: ClientFactory) -> None:

@@ -25,12 +25,16 @@ REVIEW_DONE = 5 * STEP
 
 @dataclass
 class Receiver:
-    """A fake customer endpoint: records each POST and answers the next scripted status."""
+    """A fake customer endpoint: records each POST and answers the next scripted status.
+
+    A 3xx status comes with `Location: /moved`, which answers 200 to anything it receives.
+    """
 
     statuses: list[int] = field(default_factory=lambda: [200])
     received: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
     hold: asyncio.Event | None = None
+    moved_hits: int = 0
 
     def app(self) -> web.Application:
         async def hook(request: web.Request) -> web.Response:
@@ -39,10 +43,16 @@ class Receiver:
             if self.hold is not None:
                 await self.hold.wait()
             status = self.statuses[min(len(self.received), len(self.statuses)) - 1]
-            return web.Response(status=status, text=f"answered {status}")
+            location = {"Location": "/moved"} if 300 <= status < 400 else {}
+            return web.Response(status=status, text=f"answered {status}", headers=location)
+
+        async def moved(request: web.Request) -> web.Response:
+            self.moved_hits += 1
+            return web.Response(text="moved here")
 
         app = web.Application()
         app.router.add_post("/hook", hook)
+        app.router.add_route("*", "/moved", moved)
         return app
 
 
@@ -173,6 +183,38 @@ async def test_restart_allows_new_deliveries(
     assert (await standin.status(1001))["taskStatus"] == 60
 
 
+async def test_a_redirect_is_not_followed_and_sends_the_task_back_to_review(
+    aiohttp_client: ClientFactory, aiohttp_server: Any
+) -> None:
+    receiver = Receiver(statuses=[302])
+    standin = await start_pair(aiohttp_client, aiohttp_server, receiver)
+    await standin.create_task()
+    standin.clock.advance(REVIEW_DONE)
+    records = await wait_for_deliveries(standin, 1)
+    assert (records[0]["status"], records[0]["outcome"]) == (302, "back to review")
+    assert receiver.moved_hits == 0
+    task = await standin.status(1001)
+    assert (task["taskStatus"], task["integrationStatusText"]) == (50, "Failed")
+
+
+async def test_restarting_a_task_the_webhook_archived_takes_it_out_of_the_archive(
+    aiohttp_client: ClientFactory, aiohttp_server: Any
+) -> None:
+    receiver = Receiver(statuses=[200])
+    standin = await start_pair(aiohttp_client, aiohttp_server, receiver)
+    await standin.create_task()
+    standin.clock.advance(REVIEW_DONE)
+    await wait_for_deliveries(standin, 1)
+    assert (await standin.status(1001))["taskStatus"] == 60
+    await standin.api("PATCH", "/sdtask/restartprocessing?taskId=1001")
+    task = await standin.status(1001)
+    assert (task["taskStatus"], task["integrationStatus"]) == (30, 0)
+    standin.clock.advance(REVIEW_DONE)
+    records = await wait_for_deliveries(standin, 2)
+    assert (records[1]["attempt"], records[1]["outcome"]) == (1, "archived")
+    assert (await standin.status(1001))["taskStatus"] == 60
+
+
 async def test_an_unreachable_receiver_sends_the_task_back_to_review(
     aiohttp_client: ClientFactory,
 ) -> None:
@@ -233,6 +275,21 @@ async def test_the_admin_view_never_shows_the_webhook_query_string(
     text = await (await standin.client.get("/_standin/webhooks")).text()
     assert "very-secret" not in text
     assert "/hook" in text
+
+
+async def test_no_log_line_at_any_level_carries_the_webhook_query_string(
+    aiohttp_client: ClientFactory, aiohttp_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    standin = await start_pair(aiohttp_client, aiohttp_server, Receiver(statuses=[500]))
+    await standin.create_task()
+    standin.clock.advance(REVIEW_DONE)
+    await wait_for_deliveries(standin, 1)
+    # Only the stand-in's own loggers: the fake receiver's access log shows its full URL.
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("proxy.standin")]
+    assert any("stand-in assembled" in line and "/hook" in line for line in ours)
+    assert any("back to review" in line for line in ours)
+    assert not [line for line in ours if "very-secret" in line]
 
 
 async def test_a_transcript_task_sends_the_transcript_export(

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from proxy.standin import StandinSettings
-from tests.standin_helpers import ClientFactory, ok_json, problem, start_standin
+from tests.standin_helpers import (
+    HUGE_ID,
+    ClientFactory,
+    arabic_indic,
+    ok_json,
+    problem,
+    start_standin,
+)
 
 
 async def test_workspaces_list_the_default_then_the_configured_ones(
@@ -138,3 +145,11 @@ async def test_workspace_invitations_need_an_existing_workspace(
 async def test_users_of_an_unknown_workspace_is_a_404(aiohttp_client: ClientFactory) -> None:
     standin = await start_standin(aiohttp_client)
     await problem(await standin.api("GET", "/sdworkspace/allusers/9"), 404)
+
+
+@pytest.mark.parametrize("workspace_id", [HUGE_ID, arabic_indic(1), "2147483648"])
+async def test_workspace_user_paths_need_an_int32_of_ascii_digits_else_404(
+    aiohttp_client: ClientFactory, workspace_id: str
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    await problem(await standin.api("GET", f"/sdworkspace/allusers/{workspace_id}"), 404)

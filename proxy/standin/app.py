@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from . import admin, sdbatch, sdtask, sdworkspace, tenant, transcripts
+from . import admin, oauth, sdbatch, sdtask, sdworkspace, tenant, transcripts
 from .bearer import bearer_middleware
 from .fault_switch import FaultSwitch, fault_middleware, release_on_shutdown
 from .faults import FAULT_FIELDS, FaultState, with_changes
@@ -29,14 +29,12 @@ from .keys import (
     WallClock,
 )
 from .lifecycle import Lifecycle
-from .oauth import token_endpoint
 from .organization import Organization
-from .paths import TOKEN_PATH
 from .problems import problem_middleware
 from .settings import StandinSettings
 from .timestamps import utc_now
 from .tokens import TokenStore
-from .webhooks import create_dispatcher, webhook_context
+from .webhooks import create_dispatcher, redact, webhook_context
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +69,10 @@ def create_standin_app(
     """
     app = web.Application(middlewares=[problem_middleware, fault_middleware, bearer_middleware])
     _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
-    app.router.add_post(TOKEN_PATH, token_endpoint)
-    for module in (sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
+    for module in (oauth, sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(webhook_context)
     app.on_shutdown.append(release_on_shutdown)
-    logger.debug("stand-in assembled: %r", settings)
+    webhook = redact(settings.webhook_url) if settings.webhook_url else None
+    logger.debug("stand-in assembled: %r, webhook %s", settings, webhook)
     return app

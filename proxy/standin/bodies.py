@@ -14,6 +14,7 @@ from typing import Final, TypeVar
 from aiohttp import web
 
 from .errors import UnsupportedMediaType, ValidationFailed
+from .int32 import is_int32
 
 _T = TypeVar("_T")
 _MISSING: Final = object()
@@ -34,7 +35,9 @@ async def read_json_object(request: web.Request) -> dict[str, object]:
         raise ValidationFailed.single("", "A non-empty request body is required.")
     try:
         data = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+    # UnicodeDecodeError is a ValueError too. RecursionError is nesting deeper than Python's
+    # recursion limit, which System.Text.Json (default maximum depth 64) would refuse as well.
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed.single("$", "The request body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise ValidationFailed.single("$", "The JSON value could not be converted to an object.")
@@ -85,8 +88,12 @@ class Fields:
         return value
 
     def integer(self, name: str, *, required: bool = False) -> int | None:
-        """An integer property (booleans are not integers here, as in .NET)."""
+        """An Int32 property (booleans are not integers here, as in .NET)."""
         value = self._typed(name, int)
+        if value is not None and not is_int32(value):
+            # System.Text.Json reports an overflowing number like a value of the wrong type.
+            self._type_error(name, _DOTNET_TYPES[int])
+            return None
         if required and self._absent(name):
             self.fail(name, f"The {_pascal(name)} field is required.")
         return value

@@ -4,16 +4,16 @@ Client authentication comes from the form (`client_id` + `client_secret`) or fro
 (RFC 6749 section 2.3.1: `base64(urlencode(id) ":" urlencode(secret))`), never both. Checks run in
 IdentityServer's order and the first failure answers `{"error": code}`:
 
-1. body not `application/x-www-form-urlencoded`, a parameter repeated, no client id, or two
-   authentication methods at once: `invalid_request` (400);
-2. unknown client or wrong or missing secret: `invalid_client`, 400 for form authentication and
-   401 with `WWW-Authenticate: Basic` when Basic was used (RFC 6749 section 5.2);
-3. no `grant_type`: `invalid_request`; another grant than `client_credentials`:
-   `unsupported_grant_type`;
+1. not a POST, body not `application/x-www-form-urlencoded`, a parameter repeated, no client id,
+   or two authentication methods at once: `invalid_request`;
+2. unknown client or wrong or missing secret: `invalid_client`, however the client authenticated;
+3. no `grant_type`, or another grant than `client_credentials`: `unsupported_grant_type`;
 4. a `scope` other than exactly `WebAPI`: `invalid_scope` (no scope means `WebAPI`).
 
-Every answer carries `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section 5.1).
-The token-request fault switch is applied before any of this.
+Every error is a 400 without a `WWW-Authenticate` challenge, also for failed Basic authentication:
+IdentityServer's `TokenErrorResult` always answers 400, although RFC 6749 section 5.2 allows a 401
+there. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section
+5.1). The token-request fault switch is applied to POSTs before any of this.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 from aiohttp import hdrs, web
 
 from .keys import CLOCK, FAULTS, SETTINGS, TOKENS
+from .paths import TOKEN_PATH
 from .settings import StandinSettings
 
 logger = logging.getLogger(__name__)
@@ -36,21 +37,16 @@ logger = logging.getLogger(__name__)
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 GRANT_TYPE = "client_credentials"
 SCOPE = "WebAPI"
+ERROR_STATUS = 400
 _NO_STORE = {hdrs.CACHE_CONTROL: "no-store", hdrs.PRAGMA: "no-cache"}
 
 
 class OAuthError(Exception):
-    """A token request failed with OAuth error `code`; `basic` if Basic authentication was used."""
+    """A token request failed with OAuth error `code`."""
 
-    def __init__(self, code: str, *, basic: bool = False) -> None:
+    def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-        self.basic = basic
-
-    @property
-    def status(self) -> int:
-        """401 for a failed Basic authentication, 400 otherwise."""
-        return 401 if self.basic and self.code == "invalid_client" else 400
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,6 @@ class ClientCredentials:
 
     client_id: str
     client_secret: str | None = field(repr=False)
-    basic: bool
 
 
 def _single_values(params: Mapping[str, list[str]]) -> dict[str, str]:
@@ -74,10 +69,10 @@ def _from_basic(header: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise OAuthError("invalid_client", basic=True) from exc
+        raise OAuthError("invalid_client") from exc
     client_id, sep, secret = decoded.partition(":")
     if scheme.lower() != "basic" or not sep:
-        raise OAuthError("invalid_client", basic=True)
+        raise OAuthError("invalid_client")
     return unquote_plus(client_id), unquote_plus(secret)
 
 
@@ -87,11 +82,11 @@ def client_credentials(form: Mapping[str, str], authorization: str | None) -> Cl
         client_id = form.get("client_id", "")
         if not client_id:
             raise OAuthError("invalid_request")
-        return ClientCredentials(client_id, form.get("client_secret"), basic=False)
+        return ClientCredentials(client_id, form.get("client_secret"))
     client_id, secret = _from_basic(authorization)
     if "client_secret" in form or form.get("client_id", client_id) != client_id:
-        raise OAuthError("invalid_request", basic=True)
-    return ClientCredentials(client_id, secret, basic=True)
+        raise OAuthError("invalid_request")
+    return ClientCredentials(client_id, secret)
 
 
 def check_client(credentials: ClientCredentials, settings: StandinSettings) -> None:
@@ -101,15 +96,14 @@ def check_client(credentials: ClientCredentials, settings: StandinSettings) -> N
     secret = (credentials.client_secret or "").encode()
     secret_ok = hmac.compare_digest(secret, settings.client_secret.encode())
     if not (id_ok and secret_ok and credentials.client_secret):
-        raise OAuthError("invalid_client", basic=credentials.basic)
+        raise OAuthError("invalid_client")
 
 
 def check_grant(form: Mapping[str, str]) -> None:
     """Raise unless the request asks for the client-credentials grant with scope `WebAPI`."""
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise OAuthError("invalid_request")
-    if grant_type != GRANT_TYPE:
+    # A missing grant_type too: IdentityServer's TokenRequestValidator answers it this way, where
+    # RFC 6749 section 5.2 would call a missing parameter `invalid_request`.
+    if form.get("grant_type") != GRANT_TYPE:
         raise OAuthError("unsupported_grant_type")
     if "scope" in form and form["scope"] != SCOPE:
         raise OAuthError("invalid_scope")
@@ -117,10 +111,7 @@ def check_grant(form: Mapping[str, str]) -> None:
 
 def oauth_error_response(error: OAuthError) -> web.Response:
     """The IdentityServer-style JSON error answer."""
-    headers = dict(_NO_STORE)
-    if error.status == 401:
-        headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="SmartDocumentor stand-in"'
-    return web.json_response({"error": error.code}, status=error.status, headers=headers)
+    return web.json_response({"error": error.code}, status=ERROR_STATUS, headers=_NO_STORE)
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -155,9 +146,8 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
     fault = switch.take_token_fault()
     if fault == "500":
         return web.Response(status=500, text="Internal Server Error (stand-in fault switch)")
-    basic = request.headers.get(hdrs.AUTHORIZATION, "").strip().lower().startswith("basic")
     if fault == "invalid_client":
-        return oauth_error_response(OAuthError("invalid_client", basic=basic))
+        return oauth_error_response(OAuthError("invalid_client"))
     if fault == "hang":
         # Take the body first: a hang released later must not read from a connection the
         # client has long closed. Once released, answer normally: the hang was the fault.
@@ -168,3 +158,18 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
     except OAuthError as error:
         logger.info("token request refused: %s", error.code)
         return oauth_error_response(error)
+
+
+async def not_a_post(request: web.Request) -> web.Response:
+    """Any other method on the token path: IdentityServer answers `invalid_request`, not 405.
+
+    No fault is used up: the switch counts token requests, and this is not one.
+    """
+    return oauth_error_response(OAuthError("invalid_request"))
+
+
+routes = [
+    web.post(TOKEN_PATH, token_endpoint),
+    # Same path, so the same resource: aiohttp tries the POST route first, then this one.
+    web.route(hdrs.METH_ANY, TOKEN_PATH, not_a_post),
+]

@@ -3,11 +3,14 @@
 Bodies follow what ASP.NET Core writes: `type`, `title`, `status`, then `detail` when there is
 one, `errors` for validation failures, and a W3C-style `traceId`. The middleware converts the
 `errors.StandinError` tree everywhere, and aiohttp's own HTTP errors (unknown path, wrong method)
-only under `/api`, so the token endpoint and the admin paths keep their own error shapes.
+only under `/api`, so the token endpoint and the admin paths keep their own error shapes. Any other
+exception is a bug: it is logged with its traceback and answered as ASP.NET's exception handler
+answers one, a 500 problem that says nothing about the cause.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 
@@ -16,6 +19,8 @@ from aiohttp.typedefs import Handler
 
 from .errors import StandinError, ValidationFailed
 from .paths import is_api_path
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -78,7 +83,7 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn stand-in errors (anywhere) and HTTP errors (under `/api`) into Problem Details."""
+    """Turn stand-in errors (anywhere), HTTP errors (under `/api`) and bugs into Problem Details."""
     try:
         return await handler(request)
     except ValidationFailed as exc:
@@ -89,3 +94,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400 or not is_api_path(request.path):
             raise
         return _from_http_exception(exc)
+    # Exception, not BaseException: asyncio.CancelledError must go on cancelling the handler.
+    except Exception:
+        logger.exception("unexpected error answering %s %s", request.method, request.path)
+        return problem_response(500)

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from .errors import ValidationFailed
+from .int32 import DIGITS, is_int32
 from .timestamps import parse_iso
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
+_INTEGER = re.compile(f"[+-]?{DIGITS}")
 
 
 class Query:
@@ -68,7 +69,9 @@ class Query:
 
     def _to_int(self, name: str, text: str) -> int | None:
         # A strict pattern rather than bare int(): int() also takes "1_000" and non-ASCII digits.
-        if _INTEGER.fullmatch(text) is None:
+        # Ten digits can still overflow the Int32 that ASP.NET binds to, which it refuses too.
+        number = int(text) if _INTEGER.fullmatch(text) else None
+        if number is None or not is_int32(number):
             self.fail(name, f"The value '{text}' is not valid.")
             return None
-        return int(text)
+        return number

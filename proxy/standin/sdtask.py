@@ -13,7 +13,7 @@ from .bodies import Fields, read_json_object
 from .exports import check_exportable, check_transcript, document_export, transcript_export
 from .keys import CLOCK, LIFECYCLE, ORGANIZATION, WALL_CLOCK
 from .listing import page_request, paginate, sorted_or_fail
-from .paths import API_PREFIX
+from .paths import API_PREFIX, id_segment, path_id
 from .query import Query
 from .tasks import (
     MAX_EXTERNAL_INTEGRATION_STATUS_LENGTH,
@@ -118,7 +118,7 @@ async def set_external_integration_status(request: web.Request) -> web.Response:
 
 
 def _exportable_task(request: web.Request) -> Task:
-    task = request.app[ORGANIZATION].task(int(request.match_info["taskId"]))
+    task = request.app[ORGANIZATION].task(path_id(request, "taskId"))
     check_exportable(task, request.app[LIFECYCLE], request.app[CLOCK]())
     return task
 
@@ -131,13 +131,14 @@ async def export_data(request: web.Request) -> web.Response:
 async def transcript_export_data(request: web.Request) -> web.Response:
     """GET sdtask/GetExportData/Transcript/{taskId}."""
     organization = request.app[ORGANIZATION]
-    task = organization.task(int(request.match_info["taskId"]))
+    task = organization.task(path_id(request, "taskId"))
     check_transcript(task, organization.workspace(task.workspace_id).transcript)
     _exportable_task(request)
     return web.json_response(transcript_export(task, request.app[WALL_CLOCK]()))
 
 
 _BASE = f"{API_PREFIX}/sdtask"
+_TASK_ID = id_segment("taskId")
 routes = [
     web.post(f"{_BASE}/process", create_task),
     web.get(f"{_BASE}/status", task_status),
@@ -145,6 +146,6 @@ routes = [
     web.get(f"{_BASE}/statuslistpaginated", status_list_paginated),
     web.patch(f"{_BASE}/restartprocessing", restart_processing),
     web.patch(f"{_BASE}/externalIntegrationStatus", set_external_integration_status),
-    web.get(f"{_BASE}/GetExportData/{{taskId:\\d+}}", export_data),
-    web.get(f"{_BASE}/GetExportData/Transcript/{{taskId:\\d+}}", transcript_export_data),
+    web.get(f"{_BASE}/GetExportData/{_TASK_ID}", export_data),
+    web.get(f"{_BASE}/GetExportData/Transcript/{_TASK_ID}", transcript_export_data),
 ]

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .bodies import Fields, read_json_object
 from .keys import ORGANIZATION, WALL_CLOCK
-from .paths import API_PREFIX
+from .paths import API_PREFIX, id_segment, path_id
 from .users import parse_invitations
 
 
@@ -18,7 +18,7 @@ async def current_workspaces(request: web.Request) -> web.Response:
 
 async def workspace_users(request: web.Request) -> web.Response:
     """GET sdworkspace/allusers/{workspaceId}."""
-    users = request.app[ORGANIZATION].users_of(int(request.match_info["workspaceId"]))
+    users = request.app[ORGANIZATION].users_of(path_id(request, "workspaceId"))
     return web.json_response([user.view() for user in users])
 
 
@@ -35,6 +35,6 @@ async def invite_workspace_users(request: web.Request) -> web.Response:
 
 routes = [
     web.get(f"{API_PREFIX}/sdworkspace/CurrentWorkspaces", current_workspaces),
-    web.get(f"{API_PREFIX}/sdworkspace/allusers/{{workspaceId:\\d+}}", workspace_users),
+    web.get(f"{API_PREFIX}/sdworkspace/allusers/{id_segment('workspaceId')}", workspace_users),
     web.post(f"{API_PREFIX}/sdworkspace/inviteusers", invite_workspace_users),
 ]

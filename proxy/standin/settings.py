@@ -49,8 +49,11 @@ class StandinSettings:
         default=1.0,
         metadata=_help("time each task status step takes (queued, pre-processing, ...)"),
     )
+    # Out of repr like the secret: the query string of a receiver's URL often carries a signature.
     webhook_url: str | None = field(
-        default=None, metadata=_help("POST the export webhook here when a task has been reviewed")
+        default=None,
+        repr=False,
+        metadata=_help("POST the export webhook here when a task has been reviewed"),
     )
     webhook_timeout_seconds: float = field(
         default=10.0, metadata=_help("timeout of one webhook POST")

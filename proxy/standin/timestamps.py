@@ -30,7 +30,9 @@ def iso_ticks(moment: datetime) -> str:
 def parse_iso(text: str) -> datetime | None:
     """An ISO 8601 date or date-time as aware UTC, or None when it does not parse.
 
-    A time without an offset is taken as UTC, as the API documents all its times as UTC.
+    A time without an offset is taken as UTC, as the API documents all its times as UTC. A time
+    whose UTC equivalent falls outside years 1 to 9999 (`9999-12-31T23:59:59-05:00`) does not
+    parse either: .NET's DateTime cannot hold it.
     """
     try:
         moment = datetime.fromisoformat(text.strip())
@@ -38,4 +40,7 @@ def parse_iso(text: str) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # shifting by the offset went past datetime.min or datetime.max
+        return None

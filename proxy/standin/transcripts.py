@@ -12,7 +12,7 @@ from aiohttp import web
 from .bodies import Fields, read_json_object
 from .errors import Conflict, NotFound
 from .keys import ORGANIZATION
-from .paths import API_PREFIX
+from .paths import API_PREFIX, id_segment, path_id
 from .speakers import Speaker, canonical_guid, parse_speakers
 from .tasks import Task
 
@@ -23,19 +23,19 @@ def _listing(speakers: list[Speaker], *, with_default: bool) -> web.Response:
 
 
 def _task(request: web.Request) -> Task:
-    task_id, workspace_id = (int(request.match_info[k]) for k in ("taskId", "workspaceId"))
+    task_id, workspace_id = path_id(request, "taskId"), path_id(request, "workspaceId")
     return request.app[ORGANIZATION].task_in_workspace(task_id, workspace_id)
 
 
 async def workspace_speakers(request: web.Request) -> web.Response:
     """GET speakers/workspaces/{workspaceId}."""
-    workspace = request.app[ORGANIZATION].workspace(int(request.match_info["workspaceId"]))
+    workspace = request.app[ORGANIZATION].workspace(path_id(request, "workspaceId"))
     return _listing(workspace.speakers, with_default=False)
 
 
 async def replace_workspace_speakers(request: web.Request) -> web.Response:
     """PUT speakers/workspaces/{workspaceId}: the body's list replaces the workspace's."""
-    workspace = request.app[ORGANIZATION].workspace(int(request.match_info["workspaceId"]))
+    workspace = request.app[ORGANIZATION].workspace(path_id(request, "workspaceId"))
     speakers = parse_speakers(Fields(await read_json_object(request)), allow_single=False)
     workspace.speakers = speakers
     return _listing(workspace.speakers, with_default=False)
@@ -83,8 +83,9 @@ async def delete_task_speaker(request: web.Request) -> web.Response:
     return web.Response()
 
 
-_WORKSPACE = f"{API_PREFIX}/transcripts/speakers/workspaces/{{workspaceId:\\d+}}"
-_TASK = f"{API_PREFIX}/transcripts/speakers/tasks/{{taskId:\\d+}}/{{workspaceId:\\d+}}"
+_SPEAKERS = f"{API_PREFIX}/transcripts/speakers"
+_WORKSPACE = f"{_SPEAKERS}/workspaces/{id_segment('workspaceId')}"
+_TASK = f"{_SPEAKERS}/tasks/{id_segment('taskId')}/{id_segment('workspaceId')}"
 routes = [
     web.get(_WORKSPACE, workspace_speakers),
     web.put(_WORKSPACE, replace_workspace_speakers),

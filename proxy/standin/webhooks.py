@@ -5,8 +5,9 @@ document as JSON to `webhook_url`. As documented by the vendor, a 2xx reply arch
 (status 60 here); any other status, a timeout or a connection failure sends it back to review
 (50) with `integrationStatus` Failed. The stand-in then "reviews" it again one step later and
 re-sends, at most `webhook_max_attempts` times in all; after that the task stays in review until
-`restartprocessing`. Every attempt is recorded for `GET /_standin/webhooks` (URL without its
-query string, which may hold a secret).
+`restartprocessing`. Redirects are not followed: the vendor archives only on a 2xx, and a 3xx is
+not one (following it would also send the export somewhere nobody configured). Every attempt is
+recorded for `GET /_standin/webhooks` (URL without its query string, which may hold a secret).
 
 Nothing waits on a client poll: a ticker in `webhook_context` checks for due deliveries every
 step (at least every 50 ms, at most every second). Deliveries run as background tasks on one
@@ -168,7 +169,7 @@ class WebhookDispatcher:
         transcript = self._organization.workspace(task.workspace_id).transcript
         payload = webhook_payload(task, transcript=transcript, wall=self._wall_clock())
         try:
-            async with session.post(url, json=payload) as response:
+            async with session.post(url, json=payload, allow_redirects=False) as response:
                 body = await response.text(errors="replace")
                 return response.status, None, body[:MAX_RECORDED_BODY]
         except (aiohttp.ClientError, TimeoutError) as exc:
