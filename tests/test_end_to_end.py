@@ -213,3 +213,46 @@ async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_standin_command_serves_the_api_with_its_demo_credentials() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "standin", "--listen", f"127.0.0.1:{port}",
+        "--token-lifetime-seconds", "120",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    form = {
+                        "grant_type": "client_credentials",
+                        "scope": "WebAPI",
+                        "client_id": "demo-client",
+                        "client_secret": "demo-secret",
+                    }
+                    async with session.post(base + "/connect/token", data=form) as response:
+                        token = await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            assert token["expires_in"] == 120
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            path = f"{API}/tenant/availableroles"
+            async with session.get(base + path, headers=headers) as response:
+                assert response.status == 200
+                assert {"name": "Reviewer"} in await response.json()
+            async with session.get(base + path) as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
