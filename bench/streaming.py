@@ -3,15 +3,16 @@ upload straight and through the proxy, and print throughput and the proxy's peak
 
 Runs on 127.0.0.1 only and stops by itself. Figures, not assertions.
 
-    .venv/bin/python bench/streaming.py [--mib 256]
+    .venv/bin/python bench/streaming.py [--mib 256] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import harness
@@ -40,32 +41,49 @@ async def upload(url: str, size: int) -> tuple[int, float]:
     return received, time.perf_counter() - started
 
 
+async def rounds(
+    direct: Callable[[], Awaitable[tuple[int, float]]],
+    proxied: Callable[[], Awaitable[tuple[int, float]]],
+    size: int,
+    count: int,
+) -> tuple[float, float]:
+    """Median seconds of ``count`` alternating runs straight and through the proxy."""
+    times: dict[str, list[float]] = {"direct": [], "proxy": []}
+    for _ in range(count):
+        for name, run in (("direct", direct), ("proxy", proxied)):
+            moved, seconds = await run()
+            assert moved == size, (name, moved)
+            times[name].append(seconds)
+    return statistics.median(times["direct"]), statistics.median(times["proxy"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     with harness.running() as stack:
         print(harness.describe())
         before = harness.peak_rss_mib(stack.proxy_pid)
-        for name, direct, proxied in (
-            ("download", download(f"{stack.upstream}/download/{size}"),
-             download(f"{stack.proxy}/download/{size}")),
-            ("upload", upload(f"{stack.upstream}/upload", size),
-             upload(f"{stack.proxy}/upload", size)),
-        ):  # fmt: skip
-            moved_direct, direct_seconds = asyncio.run(direct)
-            moved_proxied, proxied_seconds = asyncio.run(proxied)
-            assert moved_direct == moved_proxied == size, (moved_direct, moved_proxied)
+        cases = {
+            "download": (lambda: download(f"{stack.upstream}/download/{size}"),
+                         lambda: download(f"{stack.proxy}/download/{size}")),
+            "upload": (lambda: upload(f"{stack.upstream}/upload", size),
+                       lambda: upload(f"{stack.proxy}/upload", size)),
+        }  # fmt: skip
+        for name, (direct, proxied) in cases.items():
+            direct_s, proxy_s = asyncio.run(rounds(direct, proxied, size, args.rounds))
             print(
-                f"{name:>8} {args.mib} MiB: direct {args.mib / direct_seconds:7.0f} MiB/s, "
-                f"through the proxy {args.mib / proxied_seconds:7.0f} MiB/s "
-                f"(ratio {direct_seconds / proxied_seconds:.2f})"
+                f"{name:>8} {args.mib} MiB, median of {args.rounds}: "
+                f"direct {args.mib / direct_s:5.0f} MiB/s, through the proxy "
+                f"{args.mib / proxy_s:5.0f} MiB/s (ratio {direct_s / proxy_s:.2f})"
             )
         after = harness.peak_rss_mib(stack.proxy_pid)
+        moved = 2 * 2 * args.rounds * args.mib
         print(
             f"proxy peak memory: {before:.0f} MiB before, {after:.0f} MiB after moving "
-            f"{2 * args.mib} MiB (growth {after - before:.1f} MiB)"
+            f"{moved // 2} MiB through it (growth {after - before:.1f} MiB)"
         )
 
 
