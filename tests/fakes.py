@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -168,3 +171,28 @@ async def raw_upstream(answer: bytes) -> AsyncIterator[tuple[int, list[bytes]]]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a server started in another process."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def proxy_command(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m proxy ARGS`` as a real process with a clean environment and stdout piped;
+    killed at the end if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

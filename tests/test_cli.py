@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.cli import main
-from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, token_app
+from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, free_port, token_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_TIMEOUT_SECONDS = 20
@@ -45,13 +45,6 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
             await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

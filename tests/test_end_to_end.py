@@ -9,12 +9,10 @@ and sees no error: the proxy refreshes and resends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -26,7 +24,7 @@ from aiohttp.test_utils import TestServer
 from proxy.app import create_app
 from proxy.config import load_config
 from proxy.standin import StandinSettings, create_standin_app
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, free_port, proxy_command
 
 API = "/api/v1.0/external"
 CLIENT_TIMEOUT_SECONDS = 20
@@ -188,15 +186,7 @@ async def test_requests_sees_no_error_across_a_token_expiry_and_a_revocation(
 async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
     if shutil.which("curl") is None:
         pytest.skip("the curl binary is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{port}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )  # fmt: skip
-    try:
+    async with proxy_command("demo", "--listen", f"127.0.0.1:{free_port()}") as process:
         assert process.stdout is not None
         banner = ""
         while "curl" not in banner:
@@ -209,50 +199,38 @@ async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
         assert {"workspaceId", "workspaceName", "tenantId"} <= answer[0].keys()
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+
+async def _standin_token(session: aiohttp.ClientSession, base: str) -> dict[str, object]:
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "WebAPI",
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+    }
+    for _ in range(200):  # until the process listens
+        with contextlib.suppress(aiohttp.ClientConnectionError):
+            async with session.post(base + "/connect/token", data=form) as response:
+                token: dict[str, object] = await response.json()
+                return token
+        await asyncio.sleep(0.05)
+    raise AssertionError("the stand-in never answered")
 
 
 async def test_the_standin_command_serves_the_api_with_its_demo_credentials() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "standin", "--listen", f"127.0.0.1:{port}",
-        "--token-lifetime-seconds", "120",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )  # fmt: skip
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    form = {
-                        "grant_type": "client_credentials",
-                        "scope": "WebAPI",
-                        "client_id": "demo-client",
-                        "client_secret": "demo-secret",
-                    }
-                    async with session.post(base + "/connect/token", data=form) as response:
-                        token = await response.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            assert token["expires_in"] == 120
-            headers = {"Authorization": f"Bearer {token['access_token']}"}
-            path = f"{API}/tenant/availableroles"
-            async with session.get(base + path, headers=headers) as response:
-                assert response.status == 200
-                assert {"name": "Reviewer"} in await response.json()
-            async with session.get(base + path) as response:
-                assert response.status == 401
-                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    args = ("standin", "--listen", f"127.0.0.1:{port}", "--token-lifetime-seconds", "120")
+    async with proxy_command(*args) as process, aiohttp.ClientSession() as session:
+        token = await _standin_token(session, base)
+        assert token["expires_in"] == 120
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        path = f"{API}/tenant/availableroles"
+        async with session.get(base + path, headers=headers) as response:
+            assert response.status == 200
+            assert {"name": "Reviewer"} in await response.json()
+        async with session.get(base + path) as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

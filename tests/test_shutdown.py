@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tests.fakes import (
     FakeTokenEndpoint,
     FakeUpstream,
     Responder,
+    free_port,
     token_app,
     upstream_app,
 )
@@ -58,13 +58,6 @@ class Proxy:
         self.out, self.err = self.out + out.decode(), self.err + err.decode()
         assert self.process.returncode is not None
         return self.process.returncode
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
