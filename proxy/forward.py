@@ -109,15 +109,10 @@ async def _body(request: web.Request, replay_limit: int) -> Body:
         return None
     if replayable(request.content_length, True, replay_limit):
         return await request.read()
-    return _stream(request.content)
-
-
-async def _stream(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     # iter_any passes on whatever has arrived, without re-cutting it into fixed chunks: fewer,
     # larger writes. aiohttp's flow control pauses the socket when its buffer fills, so memory
     # stays bounded (bench/streaming.py measures it).
-    async for chunk in content.iter_any():
-        yield chunk
+    return request.content.iter_any()
 
 
 async def _send_handling_401(request: web.Request, body: Body) -> aiohttp.ClientResponse:
@@ -203,7 +198,7 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
     if request.method != "HEAD":
         # Once the status line is sent, a failure can only cut the connection, which the
         # exception does: the client then sees a short body, never a silently truncated one.
-        # iter_any, as in _stream, for fewer and larger writes.
+        # iter_any, as in _body, for fewer and larger writes.
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
             request[BODY_BYTES] += len(chunk)
