@@ -82,7 +82,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         logs.log_access(
             logs.AccessRecord(
                 method=request.method,
-                path=request.path,
+                # The raw path, as received: decoding it would let a %0A forge a log line.
+                path=request.raw_path.partition("?")[0],
                 status=status,
                 duration_ms=elapsed * 1000,
                 bytes=size,

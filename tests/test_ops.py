@@ -11,7 +11,7 @@ from aiohttp import web
 
 from proxy import logs
 from tests.conftest import MakeStack
-from tests.fakes import SECRET, FakeUpstream, json_of
+from tests.fakes import SECRET, FakeUpstream, json_of, raw_exchange
 
 
 async def test_healthz_answers_without_a_token(make_stack: MakeStack) -> None:
@@ -169,3 +169,17 @@ async def test_the_access_log_counts_body_bytes_only(
     problem_answer = await stack.client.get("/_proxy/nothing-here")
     problem_size = len(await problem_answer.read())
     assert [r.bytes for r in _access_records(caplog)] == [26, 0, problem_size]
+
+
+async def test_a_path_cannot_forge_an_access_log_line(
+    make_stack: MakeStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stack = await make_stack()
+    target = "/api/x%0A2026-01-01%20INFO%20proxy.access:%20GET%20/fake%20200?q=%0A"
+    request = f"GET {target} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"
+    await raw_exchange(stack.client.port, request.encode())
+    (record,) = _access_records(caplog)
+    assert record.path == target.partition("?")[0]
+    (log_record,) = [r for r in caplog.records if r.name == logs.ACCESS_LOGGER]
+    assert "\n" not in logging.Formatter(logs.TEXT_FORMAT).format(log_record)
