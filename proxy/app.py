@@ -13,7 +13,7 @@ from aiohttp import web
 
 from proxy import ops
 from proxy.config import Config
-from proxy.forward import forward
+from proxy.forward import forward, refusal_middleware
 from proxy.grants import TokenClient
 from proxy.keys import CONFIG, METRICS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
@@ -31,7 +31,7 @@ def create_app(config: Config, *, clock: Clock = time.monotonic) -> web.Applicat
     # Bodies up to the replay limit are read into memory; larger ones are streamed and never
     # meet this limit.
     app = web.Application(
-        middlewares=[ops.access_middleware, problem_middleware],
+        middlewares=[ops.access_middleware, problem_middleware, refusal_middleware],
         client_max_size=max(config.replay_limit_bytes, 1),
     )
     app[CONFIG] = config

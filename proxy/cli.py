@@ -46,7 +46,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    # No abbreviations: "--client-secret VALUE" must not pass for --client-secret-file.
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     proxy_options = _proxy_options()
     for name, command, help_text in (
@@ -67,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _proxy_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
+    options = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    # Taken only to refuse it without echoing the value (argparse would print it back).
+    options.add_argument("--client-secret", dest="secret_on_command_line", help=argparse.SUPPRESS)
     for option in (*OPTIONS, CONFIG_FILE):
         if option.flag:
             options.add_argument(
@@ -77,6 +82,12 @@ def _proxy_options() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    if args.secret_on_command_line is not None:
+        raise ConfigError(
+            "--client-secret: there is no such flag, since a secret on the command line shows "
+            "in ps; use --client-secret-file or SMARTDOC_CLIENT_SECRET (and consider the secret "
+            "you typed exposed)"
+        )
     flags = {option.name: getattr(args, option.name, None) for option in (*OPTIONS, CONFIG_FILE)}
     return load_config(flags, env)
 
@@ -96,7 +107,13 @@ def serve(app: web.Application, config: Config, announce: str | None = None) -> 
             "organization on SmartDocumentor",
             config.listen,
         )
-    logger.info("proxy for %s listening on http://%s", config.upstream, config.listen)
+
+    def listening(_: str) -> None:
+        # run_app calls this once every socket listens, so nothing is announced before then.
+        logger.info("proxy for %s listening on http://%s", config.upstream, config.listen)
+        if announce:
+            print(announce, flush=True)
+
     try:
         web.run_app(
             app,
@@ -106,13 +123,14 @@ def serve(app: web.Application, config: Config, announce: str | None = None) -> 
             shutdown_timeout=config.shutdown_grace_seconds or 0.001,
             handler_cancellation=True,
             access_log=None,
-            # run_app prints once every socket listens; the demo's banner waits for that moment.
-            print=(lambda _: print(announce, flush=True)) if announce else None,
+            print=listening,
         )
     except OSError as exc:
-        listen = OPTIONS_BY_NAME["listen"].sources
-        reason = exc.strerror or str(exc)
-        raise ConfigError(f"{listen}: cannot listen on {config.listen}: {reason}") from exc
+        raise _cannot_listen(OPTIONS_BY_NAME["listen"].sources, str(config.listen), exc) from exc
+
+
+def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
+    return ConfigError(f"{option}: cannot listen on {listen}: {exc.strerror or exc}")
 
 
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -145,7 +163,10 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = settings_from_args(args)
     host, port = listen_from_args(args)
     logs.configure("text", "INFO")
-    web.run_app(create_standin_app(settings), host=host, port=port, access_log=None)
+    try:
+        web.run_app(create_standin_app(settings), host=host, port=port, access_log=None)
+    except OSError as exc:
+        raise _cannot_listen("--listen", f"{host}:{port}", exc) from exc
     return 0
 
 

@@ -186,7 +186,8 @@ def _toml_scalar(path: str, key: str, value: Any) -> str:
             "and set client_secret_file, or use SMARTDOC_CLIENT_SECRET"
         )
     if key not in OPTIONS_BY_NAME:
-        raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(OPTIONS_BY_NAME)}")
+        known = ", ".join(name for name in OPTIONS_BY_NAME if name != "client_secret")
+        raise ConfigError(f"{path}: unknown setting {key!r}; known: {known}")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ConfigError(f"{path}: {key} must be a string or a number")
     return str(value)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -91,11 +91,20 @@ def refusal(method: str, transfer_codings: list[str]) -> web.HTTPException | Non
     return None
 
 
-async def forward(request: web.Request) -> web.StreamResponse:
-    """Send ``request`` upstream with a token and relay the answer."""
+@web.middleware
+async def refusal_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Apply :func:`refusal` before routing has a say: a CONNECT target matches no route, and
+    would otherwise get a 404 instead of the 405 that says what is wrong."""
     refused = refusal(request.method, request.headers.getall("Transfer-Encoding", []))
     if refused is not None:
         raise refused
+    return await handler(request)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Send ``request`` upstream with a token and relay the answer."""
     body = await _body(request, request.app[CONFIG].replay_limit_bytes)
     upstream = await _send_handling_401(request, body)
     try:

@@ -292,3 +292,29 @@ async def test_a_port_already_in_use_exits_2_with_one_line_naming_listen() -> No
     last = err.strip().splitlines()[-1]
     assert last.startswith("smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: cannot listen on")
     assert "Traceback" not in err
+    assert "listening on" not in err  # nothing announced that never happened
+
+
+async def test_the_standin_on_a_port_in_use_exits_2_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _out, err = await run_cli(
+            "standin", "--listen", f"127.0.0.1:{port}", env=base_env()
+        )
+    assert status == 2
+    assert err.strip().splitlines()[-1].startswith("smartdoc-proxy: --listen: cannot listen on")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_secret_given_as_a_flag_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    env = {"SMARTDOC_CLIENT_ID": CLIENT_ID, "SMARTDOC_CLIENT_SECRET": SECRET}
+    assert main([command, "--client-secret", "typed-secret-value"], env=env) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("smartdoc-proxy: --client-secret: there is no such flag")
+    assert "typed-secret-value" not in err

@@ -1,7 +1,8 @@
 """The stand-in's own control paths under `/_standin`, never under `/api`.
 
-They need no Bearer token (they are a local test tool, and the proxy never forwards them: it only
-forwards `/api` and `/connect/token`):
+They need no Bearer token: they are a local test tool and no part of the API. Behind the proxy
+(as in `smartdoc-proxy demo`) they are forwarded like any other path, which lets a test drive the
+faults through the proxy:
 
 - `GET /_standin/faults` shows the fault switches; `POST` or `PATCH` with a JSON object changes
   some of them (all or none: one bad value changes nothing); `DELETE` turns them all off.
