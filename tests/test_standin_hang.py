@@ -30,6 +30,17 @@ async def hanging(standin: Standin) -> int:
     return int(shown["hanging_token_requests"])
 
 
+async def hold_one_token_request(standin: Standin) -> asyncio.Future[aiohttp.ClientResponse]:
+    """A token request, once the stand-in holds it."""
+    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
+
+    async def one_held() -> bool:
+        return await hanging(standin) == 1
+
+    await wait_for(one_held)
+    return held
+
+
 async def test_a_hung_token_request_never_answers_on_its_own(aiohttp_client: ClientFactory) -> None:
     standin = await start_standin(aiohttp_client)
     await set_faults(standin, fail_token_requests=1, fail_token_mode="hang")
@@ -43,12 +54,7 @@ async def test_a_hung_token_request_never_answers_on_its_own(aiohttp_client: Cli
 async def test_clearing_the_hang_lets_held_requests_answer(aiohttp_client: ClientFactory) -> None:
     standin = await start_standin(aiohttp_client)
     await set_faults(standin, fail_token_requests=5, fail_token_mode="hang")
-    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
-
-    async def one_held() -> bool:
-        return await hanging(standin) == 1
-
-    await wait_for(one_held)
+    held = await hold_one_token_request(standin)
     assert not held.done()
     await set_faults(standin, fail_token_requests=0)
     response = await asyncio.wait_for(held, 2)
@@ -60,12 +66,7 @@ async def test_resetting_all_faults_frees_held_requests(aiohttp_client: ClientFa
     standin = await start_standin(
         aiohttp_client, StandinSettings(fail_token_requests=1, fail_token_mode="hang")
     )
-    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
-
-    async def one_held() -> bool:
-        return await hanging(standin) == 1
-
-    await wait_for(one_held)
+    held = await hold_one_token_request(standin)
     reset = await (await standin.client.delete("/_standin/faults")).json()
     assert reset["fail_token_requests"] == 0
     assert (await asyncio.wait_for(held, 2)).status == 200
@@ -76,12 +77,7 @@ async def test_switching_the_mode_away_from_hang_frees_held_requests(
 ) -> None:
     standin = await start_standin(aiohttp_client)
     await set_faults(standin, fail_token_requests=5, fail_token_mode="hang")
-    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
-
-    async def one_held() -> bool:
-        return await hanging(standin) == 1
-
-    await wait_for(one_held)
+    held = await hold_one_token_request(standin)
     await set_faults(standin, fail_token_mode="500")  # the count stays: only the mode changes
     assert (await asyncio.wait_for(held, 2)).status == 200
     assert await token_status(standin) == 500
@@ -91,12 +87,7 @@ async def test_other_switch_changes_keep_requests_held(aiohttp_client: ClientFac
     standin = await start_standin(
         aiohttp_client, StandinSettings(fail_token_requests=1, fail_token_mode="hang")
     )
-    held = asyncio.ensure_future(standin.client.post("/connect/token", data=TOKEN_FORM))
-
-    async def one_held() -> bool:
-        return await hanging(standin) == 1
-
-    await wait_for(one_held)
+    held = await hold_one_token_request(standin)
     await set_faults(standin, fail_api_requests=0)
     await asyncio.sleep(0.05)
     assert not held.done()
