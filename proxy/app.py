@@ -3,51 +3,62 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
-from proxy import ops
+from proxy import logs
+from proxy.clock import Clock, Sleep
 from proxy.config import Config
-from proxy.forward import forward, refusal_middleware
-from proxy.grants import TokenClient
-from proxy.keys import CONFIG, METRICS, TOKENS, UPSTREAM_SESSION
+from proxy.errors import TOKEN_OUTCOMES
+from proxy.grants import Credentials, TokenClient
+from proxy.handler import handle
+from proxy.keys import CONFIG, FRESH_SESSION, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
-from proxy.problems import problem_middleware
-from proxy.tokens import Clock, TokenCache
+from proxy.tokens import TokenCache
 
-logger = logging.getLogger(__name__)
-
-UPSTREAM_CONNECTION_LIMIT = 100
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def create_app(config: Config, *, clock: Clock = time.monotonic) -> web.Application:
-    """The proxy as an aiohttp application. ``clock`` is the token cache's monotonic clock."""
+def create_app(
+    config: Config, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+) -> web.Application:
+    """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache."""
     # Bodies up to the replay limit are read into memory; larger ones are streamed and never
     # meet this limit.
-    app = web.Application(
-        middlewares=[ops.access_middleware, problem_middleware, refusal_middleware],
-        client_max_size=max(config.replay_limit_bytes, 1),
-    )
+    app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[CONFIG] = config
-    app[METRICS] = Metrics()
-    app.cleanup_ctx.append(_upstream_session)
-    app.cleanup_ctx.append(_token_cache(clock))
-    ops.add_routes(app)
-    app.router.add_route("*", "/{path:.*}", forward)
+    metrics = app[METRICS] = Metrics()
+    app[OBSERVERS] = (logs.log_exchange, metrics.observe)
+    app.cleanup_ctx.append(_upstream_sessions)
+    app.cleanup_ctx.append(_token_cache(clock, sleep))
+    # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
+    # something to match.
+    app.router.add_route("*", "/{path:.*}", _unreachable)
     return app
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+async def _unreachable(request: web.Request) -> web.StreamResponse:
+    raise AssertionError("proxy.handler.handle answers every request")
+
+
+async def _upstream_sessions(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=UPSTREAM_CONNECTION_LIMIT),
+    pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size)
+    fresh = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with _upstream_session(config, pooled) as session, _upstream_session(config, fresh) as f:
+        app[UPSTREAM_SESSION], app[FRESH_SESSION] = session, f
+        yield
+
+
+def _upstream_session(config: Config, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
         timeout=aiohttp.ClientTimeout(
+            # connect bounds the wait for a pooled connection as well as connecting.
+            connect=config.upstream_pool_timeout_seconds + config.upstream_connect_timeout_seconds,
             sock_connect=config.upstream_connect_timeout_seconds,
             sock_read=config.upstream_read_timeout_seconds,
         ),
@@ -55,29 +66,44 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         auto_decompress=False,
         # One session serves every client: a cookie set for one must never be sent for another.
         cookie_jar=aiohttp.DummyCookieJar(),
-    ) as session:
-        app[UPSTREAM_SESSION] = session
-        yield
+    )
 
 
-def _token_cache(clock: Clock) -> CleanupContext:
+def credentials(config: Config) -> Credentials:
+    """What the token endpoint is asked with, taken from the configuration."""
+    return Credentials(
+        token_url=config.token_url,
+        client_id=config.client_id,
+        scope=config.scope,
+        client_auth=config.client_auth,
+        timeout_seconds=config.token_timeout_seconds,
+        default_lifetime_seconds=config.default_token_lifetime_seconds,
+        secret=config.client_secret,
+        secret_file=config.client_secret_file,
+    )
+
+
+def _token_cache(clock: Clock, sleep: Sleep) -> CleanupContext:
     async def token_cache(app: web.Application) -> AsyncIterator[None]:
         config, metrics = app[CONFIG], app[METRICS]
+        for outcome in TOKEN_OUTCOMES:  # every outcome exported from the start, at 0
+            metrics.token_fetches.labels(outcome)
         # A session of its own: token requests never pass through the upstream session's
         # settings (long read timeouts, shared pool) and never carry a Bearer token.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             cache = TokenCache(
-                TokenClient(session, config).fetch,
+                TokenClient(session, credentials(config)).fetch,
                 refresh_margin_seconds=config.refresh_margin_seconds,
                 clock=clock,
+                sleep=sleep,
                 observe=lambda outcome: metrics.token_fetches.labels(outcome).inc(),
             )
             app[TOKENS] = cache
             metrics.token_expiry.set_function(cache.seconds_until_expiry)
-            refresher = asyncio.create_task(cache.maintain())
-            yield
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            cache.start()
+            try:
+                yield
+            finally:
+                await cache.aclose()
 
     return token_cache

@@ -17,9 +17,10 @@ import aiohttp
 from aiohttp import web
 
 from proxy import demo, logs
-from proxy.app import create_app
+from proxy.app import create_app, credentials
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
-from proxy.grants import TokenClient, TokenError
+from proxy.errors import TokenError
+from proxy.grants import TokenClient
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
     StandinSettingsError,
@@ -142,7 +143,7 @@ def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 async def _check(config: Config) -> int:
     async with aiohttp.ClientSession() as session:
         try:
-            grant = await TokenClient(session, config).fetch()
+            grant = await TokenClient(session, credentials(config)).fetch()
         except TokenError as exc:
             print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
             if exc.code:  # only the endpoint's own OAuth error codes are kept in .code

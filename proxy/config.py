@@ -73,6 +73,14 @@ class Config:
     shutdown_grace_seconds: float
     log_format: Literal["text", "json"]
     log_level: str
+    public_url: URL | None
+    upstream_pool_size: int
+    upstream_pool_timeout_seconds: float
+
+    @property
+    def public_origin(self) -> str | None:
+        """Where clients reach the proxy, for rewriting redirects; ``None``: origin-relative."""
+        return str(self.public_url.origin()) if self.public_url is not None else None
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,14 @@ OPTIONS: tuple[Option, ...] = (
            "--log-format", "text|json"),
     Option("log_level", "SMARTDOC_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR",
            "--log-level", "LEVEL"),
+    Option("public_url", "SMARTDOC_PROXY_PUBLIC_URL", None,
+           "origin clients reach the proxy at; upstream redirects point there (default: "
+           "origin-relative, never from the client's Host)", "--public-url", "URL"),
+    Option("upstream_pool_size", "SMARTDOC_UPSTREAM_POOL_SIZE", "100",
+           "connections to the upstream at most, in use or idle", "--upstream-pool-size", "N"),
+    Option("upstream_pool_timeout_seconds", "SMARTDOC_UPSTREAM_POOL_TIMEOUT_SECONDS", "10",
+           "seconds a request may wait for a free upstream connection (then 503)",
+           "--upstream-pool-timeout-seconds", "SECONDS"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
@@ -144,12 +160,7 @@ CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
-def load_config(
-    flags: Mapping[str, str | None],
-    env: Mapping[str, str],
-    *,
-    require_credentials: bool = True,
-) -> Config:
+def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Config:
     """Merge flags, environment and the TOML file into a validated :class:`Config`.
 
     ``flags`` maps option names to the command line's values (``None`` when not given); ``env``
@@ -164,7 +175,7 @@ def load_config(
         if value is None:
             value = toml_values.get(option.name)
         raw[option.name] = option.default if value is None else value
-    return _build(raw, require_credentials)
+    return _build(raw)
 
 
 def _read_toml(path: str | None) -> dict[str, str]:
@@ -193,15 +204,15 @@ def _toml_scalar(path: str, key: str, value: Any) -> str:
     return str(value)
 
 
-def _build(raw: Mapping[str, str | None], require_credentials: bool) -> Config:
+def _build(raw: Mapping[str, str | None]) -> Config:
     upstream = _upstream(raw["upstream"])
-    token_url = raw["token_url"]
-    secret, secret_file = _secret(raw, require_credentials)
+    token_url, public_url = raw["token_url"], raw["public_url"]
+    secret, secret_file = _secret(raw)
     return Config(
         listen=_listen(_required(raw, "listen")),
         upstream=upstream,
         token_url=_http_url("token_url", token_url) if token_url else upstream / TOKEN_PATH[1:],
-        client_id=_required(raw, "client_id") if require_credentials else raw["client_id"] or "",
+        client_id=_required(raw, "client_id"),
         client_secret=secret,
         client_secret_file=secret_file,
         scope=_required(raw, "scope"),
@@ -215,6 +226,9 @@ def _build(raw: Mapping[str, str | None], require_credentials: bool) -> Config:
         shutdown_grace_seconds=_number(raw, "shutdown_grace_seconds", float, minimum=0),
         log_format=_choice(raw, "log_format", ("text", "json")),  # type: ignore[arg-type]
         log_level=_choice(raw, "log_level", LOG_LEVELS, fold=str.upper),
+        public_url=_http_url("public_url", public_url).origin() if public_url else None,
+        upstream_pool_size=_number(raw, "upstream_pool_size", int),
+        upstream_pool_timeout_seconds=_number(raw, "upstream_pool_timeout_seconds", float),
     )
 
 
@@ -261,9 +275,7 @@ def _upstream(value: str | None) -> URL:
     return url.origin()
 
 
-def _secret(
-    raw: Mapping[str, str | None], require_credentials: bool
-) -> tuple[str | None, Path | None]:
+def _secret(raw: Mapping[str, str | None]) -> tuple[str | None, Path | None]:
     secret, secret_file = raw["client_secret"], raw["client_secret_file"]
     if secret and secret_file:
         raise _fail("client_secret_file", "set either the secret file or SMARTDOC_CLIENT_SECRET")
@@ -272,7 +284,7 @@ def _secret(
         if not path.is_file():
             raise _fail("client_secret_file", f"{secret_file} is not a readable file")
         return None, path
-    if not secret and require_credentials:
+    if not secret:
         raise _fail("client_secret_file", "is required (or set SMARTDOC_CLIENT_SECRET)")
     return secret, None
 

@@ -1,27 +1,31 @@
 """Forwarding one request to the upstream with the organization's token.
 
-The chain reads as a sentence: :func:`forward` → :func:`_send_handling_401` → :func:`_send` →
-:func:`_relay`. Whether a request can be resent after a 401 is decided by :func:`replayable`.
-
-Exceptions::
-
-    UpstreamError
-    ├── UpstreamUnreachable   no connection, or the upstream closed it (→ 502)
-    └── UpstreamTimeout       the upstream was slower than the read timeout (→ 504)
+The chain reads as a sentence: :func:`forward` builds the :class:`Outgoing` request once
+(:func:`outgoing`), gets a token and sends it (:func:`_send_with_token`, which resends once
+after a 401 as :mod:`proxy.policy` decides, and retries once on a dead keep-alive connection),
+then relays the answer (:func:`_relay`). Failures are raised as :mod:`proxy.errors`; the
+boundary in :mod:`proxy.handler` answers them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from proxy import headers
-from proxy.keys import BODY_BYTES, CONFIG, METRICS, RESENT, TOKENS, UPSTREAM_SESSION
+from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
+from proxy.exchange import Exchange
+from proxy.grants import unreachable_reason
+from proxy.keys import CONFIG, FRESH_SESSION, TOKENS, UPSTREAM_SESSION
+from proxy.policy import may_retry_stale, replayable
 from proxy.tokens import Token
 
 logger = logging.getLogger(__name__)
@@ -32,35 +36,26 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 Body = bytes | AsyncIterator[bytes] | None
 
-# Methods the proxy answers itself: CONNECT asks for a tunnel, and TRACE would echo the request,
-# the organization's token included, back to the client (RFC 9110 §9.3.8).
-REFUSED_METHODS = {
-    "CONNECT": "this is a reverse proxy, not a tunnel",
-    "TRACE": "TRACE would echo the organization's token back to the client",
-}
+# What a keep-alive connection the upstream has closed looks like when it is reused.
+STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+# What cuts an answer short once it is on its way to the client.
+CUT_UPSTREAM = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
 
-class UpstreamError(Exception):
-    """The upstream could not be asked or did not answer."""
+@dataclass(frozen=True)
+class Outgoing:
+    """The request to send upstream, decided once: everything but the token."""
 
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    body: Body
+    replayable: bool
 
-class UpstreamUnreachable(UpstreamError):
-    pass
-
-
-class UpstreamTimeout(UpstreamError):
-    pass
-
-
-def replayable(content_length: int | None, has_body: bool, limit: int) -> bool:
-    """Can the body be kept in memory so the request can be resent after a 401?
-
-    Yes when there is none, or when its announced length is within the limit. A body of unknown
-    length (chunked) is streamed: buffering it could take unbounded memory.
-    """
-    if not has_body:
-        return True
-    return content_length is not None and content_length <= limit
+    def with_token(self, token: Token) -> CIMultiDict[str]:
+        sent = self.headers.copy()
+        sent["Authorization"] = f"Bearer {token.value}"
+        return sent
 
 
 def upstream_url(upstream: URL, raw_target: str) -> URL:
@@ -79,101 +74,122 @@ def upstream_url(upstream: URL, raw_target: str) -> URL:
     return URL(str(upstream) + raw_target, encoded=True)
 
 
-def refusal(method: str, transfer_codings: list[str]) -> web.HTTPException | None:
-    """The answer to a request the proxy must not forward, or ``None`` to forward it."""
-    if method in REFUSED_METHODS:
-        return web.HTTPMethodNotAllowed(method, [], text=REFUSED_METHODS[method])
-    codings = ",".join(transfer_codings).replace(" ", "").lower()
-    if codings and codings != "chunked":
-        # RFC 9112 §6.1: a transfer coding the server does not understand gets 501. aiohttp
-        # removes the chunking but not, say, gzip, which would reach the upstream unmarked.
-        return web.HTTPNotImplemented(text=f"transfer coding {codings!r} is not supported")
-    return None
-
-
-@web.middleware
-async def refusal_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Apply :func:`refusal` before routing has a say: a CONNECT target matches no route, and
-    would otherwise get a 404 instead of the 405 that says what is wrong."""
-    refused = refusal(request.method, request.headers.getall("Transfer-Encoding", []))
-    if refused is not None:
-        raise refused
-    return await handler(request)
-
-
-async def forward(request: web.Request) -> web.StreamResponse:
+async def forward(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     """Send ``request`` upstream with a token and relay the answer."""
-    body = await _body(request, request.app[CONFIG].replay_limit_bytes)
-    upstream = await _send_handling_401(request, body)
+    sending = await outgoing(request)
+    upstream = await _send_with_token(request.app, sending, exchange)
     try:
-        return await _relay(request, upstream)
+        return await _relay(request, upstream, exchange)
     finally:
         upstream.release()
 
 
-async def _body(request: web.Request, replay_limit: int) -> Body:
-    if not request.body_exists:
-        return None
-    if replayable(request.content_length, True, replay_limit):
-        return await request.read()
-    # iter_any passes on whatever has arrived, without re-cutting it into fixed chunks: fewer,
-    # larger writes. aiohttp's flow control pauses the socket when its buffer fills, so memory
-    # stays bounded (bench/streaming.py measures it).
-    return request.content.iter_any()
-
-
-async def _send_handling_401(request: web.Request, body: Body) -> aiohttp.ClientResponse:
-    # One resend at most: a 401 on a token fetched a moment ago means the credentials, not the
-    # token, are the problem, and looping would hammer both endpoints.
-    tokens = request.app[TOKENS]
-    token = await tokens.get()
-    response = await _send(request, token, body)
-    if response.status != 401:
-        return response
-    tokens.invalidate(token)
-    if not isinstance(body, bytes | None):
-        logger.info("401 on a streamed body: not resent, token dropped")
-        return response
-    response.release()
-    fresh = await tokens.get()
-    request[RESENT] = True
-    request.app[METRICS].resends.inc()
-    return await _send(request, fresh, body)
-
-
-async def _send(request: web.Request, token: Token, body: Body) -> aiohttp.ClientResponse:
-    app = request.app
-    outgoing = headers.request_headers(
+async def outgoing(request: web.Request) -> Outgoing:
+    """Method, URL, headers and body for the upstream: decided before any token is fetched,
+    so that a target that cannot be sent never costs a token request."""
+    config = request.app[CONFIG]
+    try:
+        url = upstream_url(config.upstream, request.raw_path)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    sent_headers = headers.request_headers(
         request.headers,
-        token=token.value,
         client_ip=request.remote,
         proto=request.scheme,
         host=request.headers.get("Host"),
     )
-    try:
-        url = upstream_url(app[CONFIG].upstream, request.raw_path)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
-    started = time.perf_counter()
-    try:
-        response = await app[UPSTREAM_SESSION].request(
-            request.method,
-            url,
-            headers=outgoing,
-            data=body,
-            allow_redirects=False,
-            skip_auto_headers=SKIP_AUTO_HEADERS,
-        )
-    except aiohttp.SocketTimeoutError as exc:
-        raise UpstreamTimeout(
-            f"no answer within {app[CONFIG].upstream_read_timeout_seconds:g} s"
-        ) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise UpstreamUnreachable(f"cannot reach the upstream: {type(exc).__name__}") from exc
-    app[METRICS].upstream_seconds.observe(time.perf_counter() - started)
+    body: Body = None
+    keep = replayable(request.content_length, request.body_exists, config.replay_limit_bytes)
+    if request.body_exists:
+        # iter_any passes on whatever has arrived, without re-cutting it into fixed chunks:
+        # fewer, larger writes. aiohttp's flow control pauses the socket when its buffer fills,
+        # so memory stays bounded (bench/streaming.py measures it).
+        body = await request.read() if keep else request.content.iter_any()
+    return Outgoing(request.method, url, sent_headers, body, keep)
+
+
+async def _send_with_token(
+    app: web.Application, sending: Outgoing, exchange: Exchange
+) -> aiohttp.ClientResponse:
+    tokens = app[TOKENS]
+    token = await tokens.get()
+    response = await _send(app, sending, token, exchange)
+    if response.status != 401:
+        tokens.accepted(token)
+        return response
+    # The 401 stays open while the token is replaced: if no resend follows, it is relayed.
+    fresh = await tokens.replacement(token)
+    if fresh is None or not sending.replayable:
+        return response
+    response.release()
+    exchange.resent = True
+    response = await _send(app, sending, fresh, exchange)
+    if response.status != 401:
+        tokens.accepted(fresh)
     return response
+
+
+async def _send(
+    app: web.Application, sending: Outgoing, token: Token, exchange: Exchange
+) -> aiohttp.ClientResponse:
+    started, timeout = time.perf_counter(), app[CONFIG].upstream_read_timeout_seconds
+    try:
+        response = await _request(app[UPSTREAM_SESSION], sending, token)
+    except STALE_CONNECTION as exc:
+        if not _stale(exc) or not may_retry_stale(sending.method, sending.replayable):
+            raise _unreachable(exc, sending, timeout) from exc
+        # A pooled connection the upstream had closed: once more, on a new connection (the
+        # pool may hold other connections gone stale at the same moment).
+        logger.info("upstream connection was closed; %s retried once", sending.method)
+        exchange.retried = True
+        try:
+            response = await _request(app[FRESH_SESSION], sending, token)
+        except (aiohttp.ClientError, TimeoutError) as again:
+            raise _unreachable(again, sending, timeout) from again
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _unreachable(exc, sending, timeout) from exc
+    exchange.upstream_seconds.append(time.perf_counter() - started)
+    return response
+
+
+async def _request(
+    session: aiohttp.ClientSession, sending: Outgoing, token: Token
+) -> aiohttp.ClientResponse:
+    return await session.request(
+        sending.method,
+        sending.url,
+        headers=sending.with_token(token),
+        data=sending.body,
+        allow_redirects=False,
+        skip_auto_headers=SKIP_AUTO_HEADERS,
+    )
+
+
+def _stale(exc: BaseException) -> bool:
+    # A connection error other than "it closed or reset under us" (refused, DNS, TLS) is no
+    # stale connection and is not retried.
+    return not isinstance(exc, aiohttp.ClientConnectorError)
+
+
+def _unreachable(exc: BaseException, sending: Outgoing, read_timeout_seconds: float) -> Exception:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamBusy(
+            "no connection to the upstream within the pool timeout: every pooled connection is "
+            "busy, or the upstream is slow to accept",
+            retry_after_seconds=1,
+        )
+    if isinstance(exc, aiohttp.SocketTimeoutError | asyncio.TimeoutError):
+        return UpstreamTimeout(f"the upstream sent nothing for {read_timeout_seconds:g} s")
+    detail = f"the upstream {unreachable_reason(exc)}"
+    if _stale(exc) and isinstance(exc, STALE_CONNECTION):
+        if may_retry_stale(sending.method, sending.replayable):
+            detail += ", on a new connection too"
+        else:
+            # Nothing lost silently: the client learns that it must check before resending.
+            detail += (
+                f"; the {sending.method} request may have been processed, so it was not sent again"
+            )
+    return UpstreamUnreachable(detail)
 
 
 class RelayedResponse(web.StreamResponse):
@@ -192,24 +208,46 @@ class RelayedResponse(web.StreamResponse):
             self.headers.popall(name, None)
 
 
-async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, exchange: Exchange
+) -> web.StreamResponse:
+    config = request.app[CONFIG]
     response = RelayedResponse(
         status=upstream.status,
         reason=upstream.reason,
         headers=headers.response_headers(
-            upstream.headers,
-            upstream=request.app[CONFIG].upstream,
-            proxy_origin=f"{request.scheme}://{request.host}",
+            upstream.headers, upstream=config.upstream, public_origin=config.public_origin
         ),
     )
     await response.prepare(request)
-    request[BODY_BYTES] = 0
+    exchange.status, exchange.response_started = upstream.status, True
     if request.method != "HEAD":
-        # Once the status line is sent, a failure can only cut the connection, which the
-        # exception does: the client then sees a short body, never a silently truncated one.
-        # iter_any, as in _body, for fewer and larger writes.
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-            request[BODY_BYTES] += len(chunk)
+        try:
+            # iter_any, as for request bodies, for fewer and larger writes.
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+                exchange.body_bytes += len(chunk)
+        except CUT_UPSTREAM as exc:
+            return _cut(request, response, exchange, f"upstream {unreachable_reason(exc)}")
+        except ConnectionError:
+            return _cut(request, response, exchange, "client gone")
     await response.write_eof()
+    return response
+
+
+def _cut(
+    request: web.Request, response: web.StreamResponse, exchange: Exchange, why: str
+) -> web.StreamResponse:
+    """Close the client's connection mid-answer, so that it sees a short body rather than a
+    complete-looking one (a chunked answer would otherwise get its last chunk)."""
+    exchange.cut = why
+    logger.warning(
+        "answer to %s %s cut after %d bytes: %s",
+        exchange.method,
+        exchange.path,
+        exchange.body_bytes,
+        why,
+    )
+    if request.transport is not None:
+        request.transport.close()
     return response

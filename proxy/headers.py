@@ -64,17 +64,15 @@ def end_to_end(headers: Iterable[tuple[str, str]], listed: frozenset[str]) -> CI
 def request_headers(
     incoming: MultiMapping[str],
     *,
-    token: str,
     client_ip: str | None,
     proto: str,
     host: str | None,
 ) -> CIMultiDict[str]:
-    """Headers to send upstream for a client's request, carrying ``token``."""
+    """Headers to send upstream for a client's request, all but the token's."""
     listed = connection_options(incoming)
     outgoing = end_to_end(
         ((k, v) for k, v in incoming.items() if k.lower() not in REPLACED_ON_REQUEST), listed
     )
-    outgoing["Authorization"] = f"Bearer {token}"
     _append(outgoing, FORWARDED_FOR, client_ip)
     _append(outgoing, FORWARDED_PROTO, proto)
     _append(outgoing, FORWARDED_HOST, host)
@@ -90,19 +88,22 @@ def _append(headers: CIMultiDict[str], name: str, value: str | None) -> None:
 
 
 def response_headers(
-    incoming: MultiMapping[str], *, upstream: URL, proxy_origin: str
+    incoming: MultiMapping[str], *, upstream: URL, public_origin: str | None
 ) -> CIMultiDict[str]:
     """Headers to send the client for an upstream response."""
     outgoing = end_to_end(incoming.items(), connection_options(incoming))
     if "Location" in outgoing:
-        outgoing["Location"] = rewrite_location(outgoing["Location"], upstream, proxy_origin)
+        outgoing["Location"] = rewrite_location(outgoing["Location"], upstream, public_origin)
     return outgoing
 
 
-def rewrite_location(location: str, upstream: URL, proxy_origin: str) -> str:
+def rewrite_location(location: str, upstream: URL, public_origin: str | None) -> str:
     """Point a redirect at the upstream's own origin back at the proxy; leave others alone.
 
-    Relative locations already resolve against the proxy. Only the scheme and authority
+    The proxy's origin is never taken from the request's ``Host``, which the client chooses
+    (``Host: evil.example`` would make an open redirect, and poison a shared cache): it is the
+    configured public origin, or else the reference is made origin-relative, which the client
+    resolves against the URL it asked for (RFC 9110 §10.2.2). Only the scheme and authority
     change: the rest of the value is kept byte for byte.
     """
     try:
@@ -121,4 +122,8 @@ def rewrite_location(location: str, upstream: URL, proxy_origin: str) -> str:
     if not same_origin:
         return location
     prefix = len(f"{parts.scheme}:" if parts.scheme else "") + len("//") + len(parts.netloc)
-    return proxy_origin + location[prefix:]
+    rest = location[prefix:]
+    if public_origin is not None:
+        return public_origin + rest
+    # "https://api" has an empty path; "?q" alone would not be origin-relative.
+    return rest if rest.startswith("/") else "/" + rest

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiohttp
 from aiohttp import web
 
 from proxy.config import Config
+from proxy.exchange import Observer
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
@@ -13,8 +16,7 @@ CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenCache)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
-
-# Set by the forwarder, read by the access log: was this request resent after a 401, and how
-# many body bytes were relayed to the client?
-RESENT = web.RequestKey("resent", bool)
-BODY_BYTES = web.RequestKey("body_bytes", int)
+# A session that never reuses a connection: for the one retry after a stale keep-alive one.
+FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
+# Who is told about each finished exchange: the access log, the metrics.
+OBSERVERS = web.AppKey("observers", Sequence[Observer])

@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from proxy.exchange import Exchange
+
 ACCESS_LOGGER = "proxy.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -60,5 +62,14 @@ def configure(log_format: str, level: str) -> None:
     root.setLevel(level)
 
 
-def log_access(record: AccessRecord) -> None:
+def log_exchange(exchange: Exchange) -> None:
+    """The access log's observer of finished exchanges: one line each."""
+    record = AccessRecord(
+        method=exchange.method,
+        path=exchange.path,
+        status=exchange.status,
+        duration_ms=exchange.duration_seconds * 1000,
+        bytes=exchange.body_bytes,
+        resent=exchange.resent,
+    )
     logging.getLogger(ACCESS_LOGGER).info("%s", record, extra={"access": record})

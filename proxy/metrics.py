@@ -1,11 +1,15 @@
-"""Prometheus metrics, in a registry of the application's own (so tests don't share one)."""
+"""Prometheus metrics, in a registry of the application's own (so tests don't share one).
+
+:meth:`Metrics.observe` is an observer of finished exchanges (:mod:`proxy.exchange`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["CONTENT_TYPE", "Metrics", "method_label"]
+from proxy.exchange import Exchange
+
+__all__ = ["Metrics", "method_label"]
 
 # Any token is a valid method, so the label is bounded: one series per method a client may
 # send could otherwise grow the registry without limit.
@@ -43,7 +47,7 @@ class Metrics:
         )
         self.token_fetches = Counter(
             "smartdoc_proxy_token_fetches",
-            "Token requests, by outcome (success, rejected, unavailable)",
+            "Token requests, by outcome (success, rejected, unavailable, secret_unreadable)",
             ["outcome"],
             registry=registry,
         )
@@ -61,5 +65,10 @@ class Metrics:
             "smartdoc_proxy_requests_in_flight", "Requests being handled", registry=registry
         )
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    def observe(self, exchange: Exchange) -> None:
+        self.requests.labels(method_label(exchange.method), str(exchange.status)).inc()
+        self.request_seconds.observe(exchange.duration_seconds)
+        for seconds in exchange.upstream_seconds:
+            self.upstream_seconds.observe(seconds)
+        if exchange.resent:
+            self.resends.inc()

@@ -1,72 +1,105 @@
 """The one boundary where the proxy's own failures become HTTP answers.
 
 Every failure of the proxy's own (not the upstream's: its responses pass through untouched) is
-answered as ``application/problem+json`` (RFC 9457), the format the SmartDocumentor API uses.
-Details are written here, from the exception's type and safe fields: never a token or secret.
+answered as ``application/problem+json`` (RFC 9457), the format the SmartDocumentor API uses,
+through one table, :data:`PROBLEMS`. Details come from the exception's safe fields only: never a
+token, a secret, or text the token endpoint sent.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.forward import UpstreamTimeout, UpstreamUnreachable
-from proxy.grants import TokenError, TokenRejected
-
-logger = logging.getLogger(__name__)
+from proxy.errors import (
+    ProxyError,
+    SecretUnreadable,
+    TokenError,
+    TokenRejected,
+    TokenUnavailable,
+    UpstreamBusy,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 PROBLEM_TYPE = "application/problem+json"
 TYPE_BASE = "urn:smartdoc-proxy:problem:"
+# The proxy's own answers name the software, never its version (nor aiohttp's).
+SERVER = "smartdoc-proxy"
+CHECK_ADVICE = "Run `smartdoc-proxy check` to see what the token endpoint says."
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    slug: str
+    title: str
+    retry: bool = False  # send Retry-After: waiting is what helps
+
+
+PROBLEMS: dict[type[ProxyError], Problem] = {
+    TokenRejected: Problem(502, "token-rejected",
+                           "SmartDocumentor rejected the proxy's credentials"),
+    SecretUnreadable: Problem(502, "secret-unreadable", "The proxy cannot read its client secret"),
+    TokenUnavailable: Problem(503, "token-unavailable",
+                              "No token could be obtained from SmartDocumentor", retry=True),
+    UpstreamUnreachable: Problem(502, "upstream-unreachable", "SmartDocumentor is unreachable"),
+    UpstreamBusy: Problem(503, "upstream-busy",
+                          "No connection to SmartDocumentor came free in time", retry=True),
+    UpstreamTimeout: Problem(504, "upstream-timeout", "SmartDocumentor did not answer in time"),
+}  # fmt: skip
+OTHER = Problem(500, "internal", "The proxy failed to handle the request")
+
+
+def problem_for(exc: ProxyError) -> Problem:
+    for kind in type(exc).__mro__:
+        if kind in PROBLEMS:
+            return PROBLEMS[kind]
+    return OTHER
+
+
+def detail_of(exc: ProxyError) -> str:
+    if isinstance(exc, TokenRejected):
+        return f"{exc.detail}: the client id or secret was rejected or has expired. {CHECK_ADVICE}"
+    return exc.detail
 
 
 def problem(
-    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: object,
 ) -> web.Response:
     """A Problem Details response."""
-    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail} | extra
     return web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, headers=headers
+        status=status,
+        text=json.dumps(body),
+        content_type=PROBLEM_TYPE,
+        headers={"Server": SERVER, **(headers or {})},
     )
 
 
-def token_problem(exc: TokenError) -> web.Response:
-    """A failed token fetch: the credentials' fault (502) or the endpoint's (503, retry)."""
-    if isinstance(exc, TokenRejected):
-        code = f" ({exc.code})" if exc.code else ""
-        return problem(
-            502,
-            "token-rejected",
-            "SmartDocumentor rejected the proxy's credentials",
-            f"{exc.detail}{code}: the client id or secret was rejected or has expired. "
-            "Run `smartdoc-proxy check` to see what the token endpoint says.",
-        )
-    retry_after = max(1, math.ceil(exc.retry_after_seconds or 1))
+def answer(exc: ProxyError | web.HTTPException, *, status: int | None = None) -> web.Response:
+    """The answer to one of the proxy's failures; ``status`` overrides the table's (readiness
+    is 503 whatever the reason, as probes expect)."""
+    if isinstance(exc, web.HTTPException):
+        # Keeps what the status needs, such as Allow for 405 (RFC 9110 §15.5.6).
+        kept = {k: v for k, v in exc.headers.items() if k.lower() not in _FRAMING}
+        return problem(exc.status, f"http-{exc.status}", exc.reason, exc.text or exc.reason, kept)
+    entry = problem_for(exc)
+    headers = {}
+    if entry.retry:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_seconds or 1)))
+    extra = {"code": exc.code} if isinstance(exc, TokenError) and exc.code else {}
     return problem(
-        503,
-        "token-unavailable",
-        "No token could be obtained from SmartDocumentor",
-        f"{exc.detail}; try again in {retry_after} s.",
-        headers={"Retry-After": str(retry_after)},
+        status or entry.status, entry.slug, entry.title, detail_of(exc), headers, **extra
     )
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except TokenError as exc:
-        return token_problem(exc)
-    except UpstreamUnreachable as exc:
-        return problem(502, "upstream-unreachable", "SmartDocumentor is unreachable", str(exc))
-    except UpstreamTimeout as exc:
-        return problem(504, "upstream-timeout", "SmartDocumentor did not answer in time", str(exc))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return problem(exc.status, f"http-{exc.status}", exc.reason, exc.text or exc.reason)
+_FRAMING = frozenset({"content-type", "content-length", "server", "date"})

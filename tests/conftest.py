@@ -66,7 +66,7 @@ def make_stack(aiohttp_server, aiohttp_client, endpoint, upstream, clock) -> Mak
             "client_id": CLIENT_ID,
         } | flags
         config = load_config(settings, {"SMARTDOC_CLIENT_SECRET": SECRET} | (env or {}))
-        client = await aiohttp_client(create_app(config, clock=clock))
+        client = await aiohttp_client(create_app(config, clock=clock, sleep=clock.sleep))
         return Stack(client, endpoint, upstream, clock, config, token_server, upstream_server)
 
     return make

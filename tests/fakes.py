@@ -20,16 +20,27 @@ CLIENT_ID = "org-client"
 
 
 class FakeClock:
-    """A monotonic clock that moves only when told to."""
+    """A monotonic clock that moves only when told to, with a :meth:`sleep` that ends when
+    the clock has moved far enough."""
 
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
+        self._moved = asyncio.Event()
+        self.sleeps = 0
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        until = self.now + seconds
+        while self.now < until:
+            await self._moved.wait()
 
 
 @dataclass

@@ -372,12 +372,6 @@ def test_a_missing_client_id_says_it_is_required() -> None:
     assert str(caught.value).startswith("--client-id / SMARTDOC_CLIENT_ID: is required")
 
 
-def test_credentials_can_be_left_out_when_not_required() -> None:
-    config = load_config({}, {}, require_credentials=False)
-
-    assert (config.client_id, config.client_secret, config.client_secret_file) == ("", None, None)
-
-
 @pytest.mark.parametrize(
     ("toml", "named"),
     [

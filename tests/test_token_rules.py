@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from proxy.grants import TokenRejected, TokenUnavailable, lifetime_of, parse_grant
+from proxy.errors import TokenRejected, TokenUnavailable
+from proxy.grants import lifetime_of, parse_grant
 from proxy.tokens import BACKOFF_MAX_SECONDS, backoff_seconds, schedule
 
 

@@ -1,0 +1,74 @@
+"""The one entry of every request: admit it, answer or forward it, and record it once.
+
+Every error ends at one boundary, :func:`handle`, which answers it from the table in
+:mod:`proxy.problems` while no status line has been sent; after that, the relay has already
+cut the connection and recorded what really happened.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy import ops
+from proxy.errors import ProxyError
+from proxy.exchange import Exchange, record
+from proxy.forward import forward
+from proxy.keys import METRICS, OBSERVERS
+from proxy.problems import OTHER, answer, problem
+from proxy.refusals import refusal
+
+logger = logging.getLogger(__name__)
+
+
+@web.middleware
+async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request, whatever route aiohttp matched: a CONNECT's authority-form target or a
+    %0A in a path matches none, yet must reach the same chain. (aiohttp resolves routes before
+    middlewares run, so this middleware is where the chain starts; ``handler`` is unused.)"""
+    exchange = Exchange(request.method, request.raw_path, request.remote)
+    try:
+        with request.app[METRICS].in_flight.track_inprogress():
+            response = await _answer(request, exchange)
+    finally:
+        record(exchange, request.app[OBSERVERS])
+    return response
+
+
+async def _answer(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    try:
+        response = await _route(request, exchange)
+    except (ProxyError, web.HTTPException) as exc:
+        response = answer(exc)
+    except Exception:
+        logger.exception("unexpected error handling %s %s", exchange.method, exchange.path)
+        if exchange.response_started:
+            # Too late for an answer: cut the connection so the client sees a short body.
+            exchange.cut = "internal error"
+            if request.transport is not None:
+                request.transport.close()
+            raise
+        response = problem(OTHER.status, OTHER.slug, OTHER.title, "see the proxy's log")
+    if not exchange.response_started:
+        exchange.status = response.status
+        body = response.body if isinstance(response, web.Response) else None
+        if isinstance(body, bytes) and request.method != "HEAD":
+            exchange.body_bytes = len(body)
+    return response
+
+
+async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    refused = refusal(
+        request.method,
+        request.version,
+        request.headers.getall("Transfer-Encoding", []),
+        request.headers.values(),
+    )
+    if refused is not None:
+        raise refused
+    if ops.is_own(request.raw_path):
+        exchange.own = True
+        return await ops.serve(request)
+    return await forward(request, exchange)

@@ -1,0 +1,53 @@
+"""Requests the proxy answers itself instead of forwarding: a pure rule, table-tested.
+
+Each refusal is an ``aiohttp.web.HTTPException`` carrying the headers its status needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+# Methods the proxy answers itself: CONNECT asks for a tunnel, and TRACE would echo the request,
+# the organization's token included, back to the client (RFC 9110 §9.3.8).
+REFUSED_METHODS = {
+    "CONNECT": "this is a reverse proxy, not a tunnel",
+    "TRACE": "TRACE would echo the organization's token back to the client",
+}
+# What a 405 offers instead (RFC 9110 §15.5.6 requires Allow on every 405).
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def refusal(
+    method: str,
+    version: tuple[int, int],
+    transfer_codings: list[str],
+    header_values: Iterable[str],
+) -> web.HTTPException | None:
+    """The answer to a request the proxy must not forward, or ``None`` to forward it."""
+    if version < (1, 0):
+        # HTTP/0.9 has no headers to carry a token in, nor a status line to answer with.
+        return web.HTTPVersionNotSupported(text="HTTP/0.9 is not supported: use HTTP/1.0 or 1.1")
+    if method in REFUSED_METHODS:
+        return web.HTTPMethodNotAllowed(method, ALLOWED_METHODS, text=REFUSED_METHODS[method])
+    codings = ",".join(transfer_codings).replace(" ", "").lower()
+    if codings and codings != "chunked":
+        # RFC 9112 §6.1: a transfer coding the server does not understand gets 501. aiohttp
+        # removes the chunking but not, say, gzip, which would reach the upstream unmarked.
+        return web.HTTPNotImplemented(text=f"transfer coding {codings[:40]!r} is not supported")
+    if not all(_utf8(value) for value in header_values):
+        # aiohttp keeps undecodable bytes as surrogates, which its client then drops
+        # ("caf\xe9" would arrive as "caf"): refuse rather than forward something else.
+        return web.HTTPBadRequest(text="a header value is not valid UTF-8")
+    return None
+
+
+def _utf8(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
