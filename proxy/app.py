@@ -36,7 +36,7 @@ def create_app(
     app.cleanup_ctx.append(_token_cache(clock, sleep))
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
-    app.router.add_route("*", "/{path:.*}", _unreachable)
+    app.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
     return app
 
 
@@ -57,8 +57,9 @@ def _upstream_session(config: Config, connector: aiohttp.BaseConnector) -> aioht
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
-            # connect bounds the wait for a pooled connection as well as connecting.
-            connect=config.upstream_pool_timeout_seconds + config.upstream_connect_timeout_seconds,
+            # connect bounds the whole wait for a connection: for a free one in the pool, and
+            # for a new one to connect (which sock_connect bounds on its own as well).
+            connect=config.upstream_pool_timeout_seconds,
             sock_connect=config.upstream_connect_timeout_seconds,
             sock_read=config.upstream_read_timeout_seconds,
         ),

@@ -121,7 +121,7 @@ OPTIONS: tuple[Option, ...] = (
            "how the client authenticates: post (form body) or basic (HTTP Basic)",
            "--client-auth", "post|basic"),
     Option("upstream_connect_timeout_seconds", "SMARTDOC_UPSTREAM_CONNECT_TIMEOUT_SECONDS", "10",
-           "seconds to wait for a connection to the upstream (then 502)",
+           "seconds to wait for a new connection to the upstream to open (then 503)",
            "--upstream-connect-timeout-seconds", "SECONDS"),
     Option("upstream_read_timeout_seconds", "SMARTDOC_UPSTREAM_READ_TIMEOUT_SECONDS", "60",
            "seconds to wait for upstream data before giving up (then 504)",

@@ -23,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from proxy.errors import SecretUnreadable, TokenError, TokenRejected, TokenUnavailable
+from proxy.text import printable
 
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 MAX_DESCRIPTION_CHARS = 200
@@ -116,10 +117,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every given form replaced, then made printable and cut to a sane length."""
     for form in secrets:
         text = text.replace(form, REDACTED)
-    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-    if len(escaped) > MAX_DESCRIPTION_CHARS:
-        escaped = escaped[:MAX_DESCRIPTION_CHARS] + "…"
-    return escaped
+    return printable(text, MAX_DESCRIPTION_CHARS)
 
 
 def _json_object(body: bytes) -> dict[str, object] | None:
@@ -157,7 +155,7 @@ def parse_grant(status: int, body: bytes, default_lifetime_seconds: float) -> Gr
     if not isinstance(access_token, str) or not access_token:
         raise TokenRejected("the token endpoint answered 200 without an access_token")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        kind = redact(str(token_type), ())[:40]
+        kind = printable(str(token_type), 40)
         raise TokenRejected(f"the token endpoint issued a {kind!r} token, not Bearer")
     return Grant(access_token, lifetime_of(data.get("expires_in"), default_lifetime_seconds))
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from aiohttp.http_exceptions import HttpProcessingError
+
+from proxy.clock import Clock
 from proxy.exchange import Exchange
+from proxy.text import printable
 
 ACCESS_LOGGER = "proxy.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Loggers that report what the outside world did to the server: malformed requests (aiohttp),
+# a full file table on accept (asyncio).
+OUTSIDE_EVENT_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
+OUTSIDE_EVENTS = (OSError, HttpProcessingError)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+class OneLinePerEvent(logging.Filter):
+    """For events caused from outside (a malformed request, EMFILE on accept): one line each,
+    no traceback, and at most one line a second per kind of event, the next one saying how
+    many were held back. A client sending garbage must not be able to flood the log, and a
+    traceback says nothing about a fault that is not the proxy's."""
+
+    def __init__(self, interval_seconds: float = 1.0, clock: Clock = time.monotonic) -> None:
+        super().__init__()
+        self._interval, self._clock = interval_seconds, clock
+        self._next: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, OUTSIDE_EVENTS):
+            return True
+        key, now = (record.name, str(record.msg)), self._clock()
+        if now < self._next.get(key, -1.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._next[key] = now + self._interval
+        held = self._held.pop(key, 0)
+        first_line = record.getMessage().splitlines()[0]
+        summary = printable(f"{first_line}: {exc}", 300)
+        record.msg = summary + (f" ({held} more like it held back)" if held else "")
+        record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
 def configure(log_format: str, level: str) -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -60,6 +98,8 @@ def configure(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in OUTSIDE_EVENT_LOGGERS:
+        logging.getLogger(name).addFilter(OneLinePerEvent())
 
 
 def log_exchange(exchange: Exchange) -> None:

@@ -214,7 +214,7 @@ class TokenCache:
 
     async def _maintain(self) -> None:
         while True:
-            if self._inflight is not None:
+            while self._inflight is not None:  # a request may start another meanwhile
                 await asyncio.wait([self._inflight])
             plan = next_refresh(self._clock(), self._token, self._retry_at)
             if plan.fetch:

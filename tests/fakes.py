@@ -140,7 +140,8 @@ def token_app(endpoint: FakeTokenEndpoint) -> web.Application:
 
 def upstream_app(upstream: FakeUpstream) -> web.Application:
     app = web.Application(client_max_size=1024**3)
-    app.router.add_route("*", "/{path:.*}", upstream.handle)
+    # [\s\S]: a path with a %0A in it is a path like any other.
+    app.router.add_route("*", r"/{path:[\s\S]*}", upstream.handle)
     return app
 
 
