@@ -75,9 +75,18 @@ def _proxy_options() -> argparse.ArgumentParser:
     # Taken only to refuse it without echoing the value (argparse would print it back).
     options.add_argument("--client-secret", dest="secret_on_command_line", help=argparse.SUPPRESS)
     for option in (*OPTIONS, CONFIG_FILE):
-        if option.flag:
+        if option.flag and option.switch:
             options.add_argument(
-                option.flag, dest=option.name, metavar=option.metavar, help=option.help
+                option.flag, dest=option.name, action="store_const", const="true", help=option.help
+            )
+        elif option.flag:
+            action = "append" if option.repeatable else "store"
+            options.add_argument(
+                option.flag,
+                dest=option.name,
+                metavar=option.metavar,
+                help=option.help,
+                action=action,
             )
     return options
 
@@ -89,8 +98,15 @@ def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
             "in ps; use --client-secret-file or SMARTDOC_CLIENT_SECRET (and consider the secret "
             "you typed exposed)"
         )
-    flags = {option.name: getattr(args, option.name, None) for option in (*OPTIONS, CONFIG_FILE)}
+    flags = {
+        option.name: _flag(getattr(args, option.name, None)) for option in (*OPTIONS, CONFIG_FILE)
+    }
     return load_config(flags, env)
+
+
+def _flag(value: str | list[str] | None) -> str | None:
+    # A repeatable flag arrives as a list: the same comma-separated form as the environment.
+    return ",".join(value) if isinstance(value, list) else value
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:

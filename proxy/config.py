@@ -17,14 +17,20 @@ import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from yarl import URL
 
-DEFAULT_UPSTREAM = "https://cloud.smartdocumentor.net"
+from proxy.options import CONFIG_FILE, DEFAULT_UPSTREAM, OPTIONS, OPTIONS_BY_NAME, Option
+
+__all__ = ["CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config", "ConfigError", "Listen",
+           "Option", "load_config"]  # fmt: skip
+
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 N = TypeVar("N", int, float)
 
 
@@ -48,6 +54,9 @@ class Listen(NamedTuple):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -76,88 +85,19 @@ class Config:
     public_url: URL | None
     upstream_pool_size: int
     upstream_pool_timeout_seconds: float
+    allow: tuple[IPNetwork, ...]
+    inbound_keys_file: Path | None
+    insecure_open: bool
+    allow_insecure_upstream: bool
+    tls_cert_file: Path | None
+    tls_key_file: Path | None
+    metrics_listen: Listen | None
+    secret_expires: date | None
 
     @property
     def public_origin(self) -> str | None:
         """Where clients reach the proxy, for rewriting redirects; ``None``: origin-relative."""
         return str(self.public_url.origin()) if self.public_url is not None else None
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its TOML key (= Config field), flag, environment variable and default."""
-
-    name: str
-    env: str
-    default: str | None
-    help: str
-    flag: str | None = None
-    metavar: str = "VALUE"
-
-    @property
-    def sources(self) -> str:
-        """How to set it, for error messages."""
-        names = [self.flag] if self.flag else []
-        return " / ".join([*names, self.env])
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option("listen", "SMARTDOC_PROXY_LISTEN", "127.0.0.1:8080",
-           "address and port to listen on", "--listen", "HOST:PORT"),
-    Option("upstream", "SMARTDOC_UPSTREAM", DEFAULT_UPSTREAM,
-           "origin of the SmartDocumentor API; the only place requests are forwarded to",
-           "--upstream", "URL"),
-    Option("token_url", "SMARTDOC_TOKEN_URL", None,
-           "OAuth2 token endpoint (default: upstream + /connect/token)", "--token-url", "URL"),
-    Option("client_id", "SMARTDOC_CLIENT_ID", None,
-           "the organization's client id (required)", "--client-id", "ID"),
-    Option("client_secret_file", "SMARTDOC_CLIENT_SECRET_FILE", None,
-           "file holding the client secret, re-read for every token request",
-           "--client-secret-file", "PATH"),
-    Option("client_secret", "SMARTDOC_CLIENT_SECRET", None,
-           "the client secret itself (environment only: a flag would show in ps)"),
-    Option("scope", "SMARTDOC_SCOPE", "WebAPI", "OAuth2 scope to request", "--scope", "SCOPE"),
-    Option("client_auth", "SMARTDOC_CLIENT_AUTH", "post",
-           "how the client authenticates: post (form body) or basic (HTTP Basic)",
-           "--client-auth", "post|basic"),
-    Option("upstream_connect_timeout_seconds", "SMARTDOC_UPSTREAM_CONNECT_TIMEOUT_SECONDS", "10",
-           "seconds to wait for a new connection to the upstream to open (then 503)",
-           "--upstream-connect-timeout-seconds", "SECONDS"),
-    Option("upstream_read_timeout_seconds", "SMARTDOC_UPSTREAM_READ_TIMEOUT_SECONDS", "60",
-           "seconds to wait for upstream data before giving up (then 504)",
-           "--upstream-read-timeout-seconds", "SECONDS"),
-    Option("token_timeout_seconds", "SMARTDOC_TOKEN_TIMEOUT_SECONDS", "10",
-           "seconds a token request may take (then 503)", "--token-timeout-seconds", "SECONDS"),
-    Option("replay_limit_bytes", "SMARTDOC_REPLAY_LIMIT_BYTES", "1048576",
-           "request bodies up to this size are kept so they can be resent after a 401",
-           "--replay-limit-bytes", "BYTES"),
-    Option("refresh_margin_seconds", "SMARTDOC_REFRESH_MARGIN_SECONDS", "300",
-           "refresh the token this long before it expires (at most half its lifetime)",
-           "--refresh-margin-seconds", "SECONDS"),
-    Option("default_token_lifetime_seconds", "SMARTDOC_DEFAULT_TOKEN_LIFETIME_SECONDS", "3600",
-           "lifetime assumed when the token endpoint sends no expires_in",
-           "--default-token-lifetime-seconds", "SECONDS"),
-    Option("shutdown_grace_seconds", "SMARTDOC_SHUTDOWN_GRACE_SECONDS", "10",
-           "on SIGTERM/SIGINT, how long requests in flight may take to finish",
-           "--shutdown-grace-seconds", "SECONDS"),
-    Option("log_format", "SMARTDOC_LOG_FORMAT", "text", "log format: text or json",
-           "--log-format", "text|json"),
-    Option("log_level", "SMARTDOC_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR",
-           "--log-level", "LEVEL"),
-    Option("public_url", "SMARTDOC_PROXY_PUBLIC_URL", None,
-           "origin clients reach the proxy at; upstream redirects point there (default: "
-           "origin-relative, never from the client's Host)", "--public-url", "URL"),
-    Option("upstream_pool_size", "SMARTDOC_UPSTREAM_POOL_SIZE", "100",
-           "connections to the upstream at most, in use or idle", "--upstream-pool-size", "N"),
-    Option("upstream_pool_timeout_seconds", "SMARTDOC_UPSTREAM_POOL_TIMEOUT_SECONDS", "10",
-           "seconds a request may wait for a free upstream connection (then 503)",
-           "--upstream-pool-timeout-seconds", "SECONDS"),
-)  # fmt: skip
-
-CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
-                     "TOML file with any of the settings above, in snake_case",
-                     "--config", "PATH")  # fmt: skip
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Config:
@@ -199,12 +139,21 @@ def _toml_scalar(path: str, key: str, value: Any) -> str:
     if key not in OPTIONS_BY_NAME:
         known = ", ".join(name for name in OPTIONS_BY_NAME if name != "client_secret")
         raise ConfigError(f"{path}: unknown setting {key!r}; known: {known}")
+    option = OPTIONS_BY_NAME[key]
+    if option.switch and isinstance(value, bool):
+        return "true" if value else "false"
+    if option.repeatable and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ConfigError(f"{path}: {key} must be a string or a number")
     return str(value)
 
 
 def _build(raw: Mapping[str, str | None]) -> Config:
+    return _checked(_parse(raw))
+
+
+def _parse(raw: Mapping[str, str | None]) -> Config:
     upstream = _upstream(raw["upstream"])
     token_url, public_url = raw["token_url"], raw["public_url"]
     secret, secret_file = _secret(raw)
@@ -229,6 +178,16 @@ def _build(raw: Mapping[str, str | None]) -> Config:
         public_url=_http_url("public_url", public_url).origin() if public_url else None,
         upstream_pool_size=_number(raw, "upstream_pool_size", int),
         upstream_pool_timeout_seconds=_number(raw, "upstream_pool_timeout_seconds", float),
+        allow=_networks(raw["allow"]),
+        inbound_keys_file=_file(raw, "inbound_keys_file"),
+        insecure_open=_switch(raw, "insecure_open"),
+        allow_insecure_upstream=_switch(raw, "allow_insecure_upstream"),
+        tls_cert_file=_file(raw, "tls_cert_file"),
+        tls_key_file=_file(raw, "tls_key_file"),
+        metrics_listen=_listen(raw["metrics_listen"], "metrics_listen")
+        if raw["metrics_listen"]
+        else None,
+        secret_expires=_date(raw, "secret_expires"),
     )
 
 
@@ -243,15 +202,15 @@ def _required(raw: Mapping[str, str | None], name: str) -> str:
     return value
 
 
-def _listen(value: str) -> Listen:
+def _listen(value: str, name: str = "listen") -> Listen:
     host, sep, port = value.rpartition(":")
     # An IPv6 address must be bracketed: "::1" alone would read as host ":" and port 1.
     bracketed = host.startswith("[") and host.endswith("]")
     if ":" in host and not bracketed:
-        raise _fail("listen", f"{value!r}: write an IPv6 address in brackets, as [::1]:8080")
+        raise _fail(name, f"{value!r}: write an IPv6 address in brackets, as [::1]:8080")
     host = host[1:-1] if bracketed else host
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _fail("listen", f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
+        raise _fail(name, f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
     return Listen(host, int(port))
 
 
@@ -314,3 +273,68 @@ def _number(
         bound = "positive" if minimum is None else f"at least {minimum:g}"
         raise _fail(name, f"must be {bound}, not {text}")
     return value
+
+
+def _networks(value: str | None) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError as exc:
+            raise _fail("allow", f"{item.strip()!r} is not a network such as 10.0.0.0/8") from exc
+    return tuple(networks)
+
+
+def _file(raw: Mapping[str, str | None], name: str) -> Path | None:
+    value = raw[name]
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise _fail(name, f"{path.absolute()} is not a readable file")
+    return path
+
+
+def _switch(raw: Mapping[str, str | None], name: str) -> bool:
+    value = (raw[name] or "").strip().lower()
+    if value not in TRUE + FALSE:
+        raise _fail(name, f"{raw[name]!r} is not true or false")
+    return value in TRUE
+
+
+def _date(raw: Mapping[str, str | None], name: str) -> date | None:
+    value = (raw[name] or "").strip()
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError as exc:
+        raise _fail(name, f"{value!r} is not a date such as 2027-06-30") from exc
+
+
+def _is_loopback_url(url: URL) -> bool:
+    return Listen(url.host or "", 0).is_loopback
+
+
+def _checked(config: Config) -> Config:
+    """Rules across settings: what may not be combined, and what must not run by accident."""
+    if (config.tls_cert_file is None) != (config.tls_key_file is None):
+        raise _fail("tls_cert_file", "set both --tls-cert-file and --tls-key-file, or neither")
+    if not config.allow_insecure_upstream:
+        for name, url in (("upstream", config.upstream), ("token_url", config.token_url)):
+            if url.scheme == "http" and not _is_loopback_url(url):
+                # The token and the secret would cross the network in clear.
+                raise _fail(
+                    name,
+                    f"{url} is plain http:// beyond loopback: the token and the secret would "
+                    "travel in clear; use https://, or --allow-insecure-upstream",
+                )
+    open_door = not config.allow and config.inbound_keys_file is None
+    if not config.listen.is_loopback and open_door and not config.insecure_open:
+        raise _fail(
+            "listen",
+            f"{config.listen} is beyond loopback, and with neither an allow-list nor keys anyone "
+            "who reaches it acts as the organization: admit networks with --allow CIDR, require "
+            "keys with --inbound-keys-file PATH, or accept it with --insecure-open",
+        )
+    return config

@@ -1,0 +1,113 @@
+"""Every setting of the proxy, declared once: its TOML key, flag, environment variable,
+default and meaning. :mod:`proxy.config` reads them; the README table and
+``config/smartdoc-proxy.example.toml`` are checked against this table by a test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_UPSTREAM = "https://cloud.smartdocumentor.net"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its TOML key (= Config field), flag, environment variable and default."""
+
+    name: str
+    env: str
+    default: str | None
+    help: str
+    flag: str | None = None
+    metavar: str = "VALUE"
+    # A switch (--insecure-open): given means "true"; in the environment, 1/true/yes/on.
+    switch: bool = False
+    # Given several times (--allow A --allow B), or comma-separated in the environment.
+    repeatable: bool = False
+
+    @property
+    def sources(self) -> str:
+        """How to set it, for error messages."""
+        names = [self.flag] if self.flag else []
+        return " / ".join([*names, self.env])
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("listen", "SMARTDOC_PROXY_LISTEN", "127.0.0.1:8080",
+           "address and port to listen on", "--listen", "HOST:PORT"),
+    Option("upstream", "SMARTDOC_UPSTREAM", DEFAULT_UPSTREAM,
+           "origin of the SmartDocumentor API; the only place requests are forwarded to",
+           "--upstream", "URL"),
+    Option("token_url", "SMARTDOC_TOKEN_URL", None,
+           "OAuth2 token endpoint (default: upstream + /connect/token)", "--token-url", "URL"),
+    Option("client_id", "SMARTDOC_CLIENT_ID", None,
+           "the organization's client id (required)", "--client-id", "ID"),
+    Option("client_secret_file", "SMARTDOC_CLIENT_SECRET_FILE", None,
+           "file holding the client secret, re-read for every token request",
+           "--client-secret-file", "PATH"),
+    Option("client_secret", "SMARTDOC_CLIENT_SECRET", None,
+           "the client secret itself (environment only: a flag would show in ps)"),
+    Option("scope", "SMARTDOC_SCOPE", "WebAPI", "OAuth2 scope to request", "--scope", "SCOPE"),
+    Option("client_auth", "SMARTDOC_CLIENT_AUTH", "post",
+           "how the client authenticates: post (form body) or basic (HTTP Basic)",
+           "--client-auth", "post|basic"),
+    Option("upstream_connect_timeout_seconds", "SMARTDOC_UPSTREAM_CONNECT_TIMEOUT_SECONDS", "10",
+           "seconds to wait for a new connection to the upstream to open (then 503)",
+           "--upstream-connect-timeout-seconds", "SECONDS"),
+    Option("upstream_read_timeout_seconds", "SMARTDOC_UPSTREAM_READ_TIMEOUT_SECONDS", "60",
+           "seconds to wait for upstream data before giving up (then 504)",
+           "--upstream-read-timeout-seconds", "SECONDS"),
+    Option("token_timeout_seconds", "SMARTDOC_TOKEN_TIMEOUT_SECONDS", "10",
+           "seconds a token request may take (then 503)", "--token-timeout-seconds", "SECONDS"),
+    Option("replay_limit_bytes", "SMARTDOC_REPLAY_LIMIT_BYTES", "1048576",
+           "request bodies up to this size are kept so they can be resent after a 401",
+           "--replay-limit-bytes", "BYTES"),
+    Option("refresh_margin_seconds", "SMARTDOC_REFRESH_MARGIN_SECONDS", "300",
+           "refresh the token this long before it expires (at most half its lifetime)",
+           "--refresh-margin-seconds", "SECONDS"),
+    Option("default_token_lifetime_seconds", "SMARTDOC_DEFAULT_TOKEN_LIFETIME_SECONDS", "3600",
+           "lifetime assumed when the token endpoint sends no expires_in",
+           "--default-token-lifetime-seconds", "SECONDS"),
+    Option("shutdown_grace_seconds", "SMARTDOC_SHUTDOWN_GRACE_SECONDS", "10",
+           "on SIGTERM/SIGINT, how long requests in flight may take to finish",
+           "--shutdown-grace-seconds", "SECONDS"),
+    Option("log_format", "SMARTDOC_LOG_FORMAT", "text", "log format: text or json",
+           "--log-format", "text|json"),
+    Option("log_level", "SMARTDOC_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR",
+           "--log-level", "LEVEL"),
+    Option("public_url", "SMARTDOC_PROXY_PUBLIC_URL", None,
+           "origin clients reach the proxy at; upstream redirects point there (default: "
+           "origin-relative, never from the client's Host)", "--public-url", "URL"),
+    Option("upstream_pool_size", "SMARTDOC_UPSTREAM_POOL_SIZE", "100",
+           "connections to the upstream at most, in use or idle", "--upstream-pool-size", "N"),
+    Option("upstream_pool_timeout_seconds", "SMARTDOC_UPSTREAM_POOL_TIMEOUT_SECONDS", "10",
+           "seconds a request may wait for a free upstream connection (then 503)",
+           "--upstream-pool-timeout-seconds", "SECONDS"),
+    Option("allow", "SMARTDOC_PROXY_ALLOW", None,
+           "networks admitted besides loopback (repeatable; comma-separated in the environment)",
+           "--allow", "CIDR", repeatable=True),
+    Option("inbound_keys_file", "SMARTDOC_PROXY_INBOUND_KEYS_FILE", None,
+           "file of client keys, one a line (KEY, or NAME KEY); with it, every request needs one",
+           "--inbound-keys-file", "PATH"),
+    Option("insecure_open", "SMARTDOC_PROXY_INSECURE_OPEN", "false",
+           "listen beyond loopback with neither an allow-list nor keys (anyone who reaches it "
+           "acts as the organization)", "--insecure-open", switch=True),
+    Option("allow_insecure_upstream", "SMARTDOC_ALLOW_INSECURE_UPSTREAM", "false",
+           "allow a plain http:// upstream or token URL that is not on loopback",
+           "--allow-insecure-upstream", switch=True),
+    Option("tls_cert_file", "SMARTDOC_PROXY_TLS_CERT_FILE", None,
+           "certificate chain (PEM) to serve HTTPS with; needs --tls-key-file",
+           "--tls-cert-file", "PATH"),
+    Option("tls_key_file", "SMARTDOC_PROXY_TLS_KEY_FILE", None,
+           "private key (PEM) of the certificate", "--tls-key-file", "PATH"),
+    Option("metrics_listen", "SMARTDOC_PROXY_METRICS_LISTEN", None,
+           "a separate address serving /_proxy/metrics without a key, for a scraper",
+           "--metrics-listen", "HOST:PORT"),
+    Option("secret_expires", "SMARTDOC_SECRET_EXPIRES", None,
+           "the day the client secret expires (YYYY-MM-DD): warned about 30 days ahead",
+           "--secret-expires", "DATE"),
+)  # fmt: skip
+
+CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
+                     "TOML file with any of the settings above, in snake_case",
+                     "--config", "PATH")  # fmt: skip
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
