@@ -231,7 +231,8 @@ async def test_a_request_slower_than_the_grace_period_does_not_hold_the_exit(
 
 
 async def test_listening_on_a_non_loopback_address_warns_at_start_up(fakes: Fakes) -> None:
-    async with running_proxy(fakes, listen_host=ALL_INTERFACES) as proxy:
+    # --insecure-open: without an allow-list or keys it would refuse to start at all.
+    async with running_proxy(fakes, "--insecure-open", listen_host=ALL_INTERFACES) as proxy:
         proxy.process.send_signal(signal.SIGTERM)
         assert await proxy.exited(within_seconds=5) == 0
 
