@@ -3,6 +3,8 @@
 ::
 
     ProxyError                  a failure of the proxy's own, answered as problem+json
+    ├── AccessDenied            the client's address is not admitted (→ 403)
+    ├── KeyRequired             no key, or a wrong one, where keys are required (→ 401)
     ├── TokenError              nothing usable came back from the token endpoint
     │   ├── TokenRejected       it refused the credentials (→ 502)
     │   ├── TokenUnavailable    unreachable, too slow, 5xx/429 or an unreadable answer (→ 503)
@@ -31,6 +33,14 @@ class ProxyError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.retry_after_seconds = retry_after_seconds
+
+
+class AccessDenied(ProxyError):
+    """The TCP peer is neither on loopback nor in an allowed network."""
+
+
+class KeyRequired(ProxyError):
+    """Keys are required, and the request presents none that is listed."""
 
 
 class TokenError(ProxyError):

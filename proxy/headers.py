@@ -21,8 +21,9 @@ HOP_BY_HOP = frozenset(
 
 # Replaced by the proxy rather than passed on: Host is the upstream's (RFC 9110 §7.2), the
 # client's Authorization gives way to the organization's token, and Expect: 100-continue has
-# already been answered by this server before the body was read.
-REPLACED_ON_REQUEST = frozenset({"host", "authorization", "expect"})
+# already been answered by this server before the body was read. X-Proxy-Key is the client's
+# key for this proxy: it never leaves it.
+REPLACED_ON_REQUEST = frozenset({"host", "authorization", "expect", "x-proxy-key"})
 
 FORWARDED_FOR, FORWARDED_PROTO, FORWARDED_HOST = (
     "X-Forwarded-For",

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import (
+    AccessDenied,
+    KeyRequired,
     ProxyError,
     SecretUnreadable,
     TokenError,
@@ -38,9 +40,13 @@ class Problem:
     slug: str
     title: str
     retry: bool = False  # send Retry-After: waiting is what helps
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 PROBLEMS: dict[type[ProxyError], Problem] = {
+    AccessDenied: Problem(403, "access-denied", "This address may not use the proxy"),
+    KeyRequired: Problem(401, "key-required", "A key for the proxy is required",
+                         headers=(("WWW-Authenticate", 'Basic realm="smartdoc-proxy"'),)),
     TokenRejected: Problem(502, "token-rejected",
                            "SmartDocumentor rejected the proxy's credentials"),
     SecretUnreadable: Problem(502, "secret-unreadable", "The proxy cannot read its client secret"),
@@ -93,7 +99,7 @@ def answer(exc: ProxyError | web.HTTPException, *, status: int | None = None) ->
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in _FRAMING}
         return problem(exc.status, f"http-{exc.status}", exc.reason, exc.text or exc.reason, kept)
     entry = problem_for(exc)
-    headers = {}
+    headers = dict(entry.headers)
     if entry.retry:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_seconds or 1)))
     extra = {"code": exc.code} if isinstance(exc, TokenError) and exc.code else {}
