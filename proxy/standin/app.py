@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from aiohttp import web
 
@@ -37,6 +38,14 @@ from .tokens import TokenStore
 from .webhooks import create_dispatcher, redact, webhook_context
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""Largest request body the stand-in reads; a larger one is answered 413.
+
+The vendor documents no limit (Kestrel's own default would be about 28.6 MiB). 1 MiB, aiohttp's
+default made explicit here so the README can name it, is far above the API's small JSON payloads
+and keeps a careless client from filling the stand-in's memory.
+"""
 
 
 def _initial_faults(settings: StandinSettings, now: float) -> FaultState:
@@ -67,7 +76,10 @@ def create_standin_app(
     and fault windows; `wall_clock` gives aware UTC datetimes for `createdOn` and friends. Tests
     inject both to move time instead of sleeping.
     """
-    app = web.Application(middlewares=[problem_middleware, fault_middleware, bearer_middleware])
+    app = web.Application(
+        middlewares=[problem_middleware, fault_middleware, bearer_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
     for module in (oauth, sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
         app.router.add_routes(module.routes)
