@@ -140,6 +140,16 @@ async def _issue(request: web.Request) -> web.Response:
     return web.json_response(body, headers=_NO_STORE)
 
 
+# nginx's "client closed request": nobody receives it, it only says why the handler ended.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def client_gone(request: web.Request) -> bool:
+    """True once the connection `request` came on is closed or closing."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def token_endpoint(request: web.Request) -> web.StreamResponse:
     """`POST /connect/token`: apply the token fault switch, then answer the OAuth request."""
     switch = request.app[FAULTS]
@@ -152,7 +162,9 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
         # Take the body first: a hang released later must not read from a connection the
         # client has long closed. Once released, answer normally: the hang was the fault.
         await request.read()
-        await switch.hang()
+        if not await switch.hang(lambda: client_gone(request)):
+            logger.info("hung token request dropped: its client went away")
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
     try:
         return await _issue(request)
     except OAuthError as error:
