@@ -2,91 +2,24 @@
 
 All state is in memory and lost on restart. Ids come from separate counters that start in
 different ranges (workspaces at 1, batches at 101, tasks at 1001, users at 1), so a client that
-mixes up a task id and a batch id gets a 404 rather than the wrong object. A workspace whose name
-contains "transcript" is a transcript workspace (its own `taskType`, speakers, transcript export).
+mixes up a task id and a batch id gets a 404 rather than the wrong object.
 """
 
 from __future__ import annotations
 
 import itertools
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 
+from .batches import Batch
 from .errors import Conflict, NotFound, ValidationFailed
 from .lifecycle import Lifecycle
 from .settings import StandinSettings
-from .speakers import Speaker, for_task
+from .speakers import for_task
 from .tasks import Task, TaskRequest
-from .timestamps import iso_ticks
 from .users import Invitation, User
+from .workspaces import Workspace, new_workspace
 
 TENANT_ID = 1
-# taskType / workspaceType / templateType numbers are not published: these are the stand-in's own.
-DOCUMENT_TASK_TYPE, TRANSCRIPT_TASK_TYPE = 1, 2
-BATCH_PROPERTIES = (
-    "batchId",
-    "workspaceId",
-    "displayName",
-    "description",
-    "createdOn",
-    "totalTasks",
-    "totalTasksInHistory",
-)
-"""The properties of a batch object, in the order the API writes them."""
-
-
-@dataclass
-class Workspace:
-    """One workspace and its transcript speakers."""
-
-    workspace_id: int
-    name: str
-    is_default: bool
-    transcript: bool
-    speakers: list[Speaker] = field(default_factory=list)
-
-    def view(self) -> dict[str, object]:
-        """The documented Workspace shape."""
-        task_type = TRANSCRIPT_TASK_TYPE if self.transcript else DOCUMENT_TASK_TYPE
-        kind = "transcript" if self.transcript else "document"
-        return {
-            "workspaceId": self.workspace_id,
-            "tenantId": TENANT_ID,
-            "workspaceName": self.name,
-            "workspaceDescription": f"Stand-in {kind} workspace",
-            "isDefault": self.is_default,
-            "taskType": task_type,
-            "workspaceType": 1,
-            "templateType": task_type,
-            "workspaceTemplateName": "Transcript" if self.transcript else "Custom",
-        }
-
-
-@dataclass
-class Batch:
-    """One batch of tasks in a workspace."""
-
-    batch_id: int
-    workspace_id: int
-    display_name: str
-    description: str | None
-    created_on: datetime
-
-
-def _demo_speakers(workspace_id: int) -> list[Speaker]:
-    # Stable GUIDs, so a demo script can address the same speakers after a restart.
-    names = ("Interviewer", "Guest")
-    return [
-        Speaker(str(uuid.uuid5(uuid.NAMESPACE_URL, f"standin:{workspace_id}:{name}")), name)
-        for name in names
-    ]
-
-
-def _workspace(workspace_id: int, name: str, *, is_default: bool) -> Workspace:
-    transcript = "transcript" in name.lower()
-    speakers = _demo_speakers(workspace_id) if transcript else []
-    return Workspace(workspace_id, name.strip(), is_default, transcript, speakers)
 
 
 class Organization:
@@ -95,7 +28,7 @@ class Organization:
     def __init__(self, settings: StandinSettings, created_on: datetime) -> None:
         names = (settings.default_workspace_name, *settings.workspaces)
         self.workspaces = {
-            number: _workspace(number, name, is_default=number == 1)
+            number: new_workspace(number, TENANT_ID, name, is_default=number == 1)
             for number, name in enumerate(names, start=1)
         }
         self.batches: dict[int, Batch] = {}
@@ -153,16 +86,7 @@ class Organization:
     def batch_view(self, batch: Batch) -> dict[str, object]:
         """The documented batch shape, with live task counts."""
         count = sum(1 for task in self.tasks.values() if task.request.batch_id == batch.batch_id)
-        return {
-            "batchId": batch.batch_id,
-            "workspaceId": batch.workspace_id,
-            "displayName": batch.display_name,
-            "description": batch.description,
-            "createdOn": iso_ticks(batch.created_on),
-            "totalTasks": count,
-            # Tasks are never deleted here, so history and current counts agree.
-            "totalTasksInHistory": count,
-        }
+        return batch.view(count)
 
     def add_task(
         self, request: TaskRequest, lifecycle: Lifecycle, now: float, wall: datetime

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from aiohttp import web
 
+from .batches import BATCH_PROPERTIES, Batch
 from .bodies import Fields, read_json_object
 from .keys import ORGANIZATION, WALL_CLOCK
 from .listing import page_request, paginate, sorted_or_fail
-from .organization import BATCH_PROPERTIES, Batch
 from .paths import API_PREFIX
 from .query import Query
 
