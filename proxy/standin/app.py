@@ -21,7 +21,7 @@ from .keys import (
     CLOCK,
     FAULTS,
     LIFECYCLE,
-    ORGANIZATION,
+    ORGANIZATIONS,
     SETTINGS,
     TOKENS,
     WALL_CLOCK,
@@ -30,7 +30,7 @@ from .keys import (
     WallClock,
 )
 from .lifecycle import Lifecycle
-from .organization import Organization
+from .organizations import Organizations
 from .problems import problem_middleware
 from .settings import StandinSettings
 from .timestamps import utc_now
@@ -60,7 +60,7 @@ def _add_state(
     app[LIFECYCLE] = Lifecycle(settings.step_seconds, auto_archive=settings.webhook_url is None)
     app[TOKENS] = TokenStore(settings.token_lifetime_seconds)
     app[FAULTS] = FaultSwitch(_initial_faults(settings, clock()), clock)
-    app[ORGANIZATION] = Organization(settings, wall())
+    app[ORGANIZATIONS] = Organizations(settings, wall())
     app[WEBHOOKS] = create_dispatcher(app)
 
 

@@ -21,7 +21,7 @@ async def create_batch(request: web.Request) -> web.Response:
     description, workspace_id = fields.text("description"), fields.integer("workspaceId")
     fields.check()
     assert display_name is not None
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     batch = organization.add_batch(
         display_name, description, workspace_id, request.app[WALL_CLOCK]()
     )
@@ -36,7 +36,7 @@ async def get_batch(request: web.Request) -> web.Response:
         query.fail("batchId", "The batchId field is required.")
     query.check()
     assert batch_id is not None
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     return web.json_response(organization.batch_view(organization.batch(batch_id)))
 
 
@@ -49,7 +49,7 @@ async def batches_paginated(request: web.Request) -> web.Response:
     query = Query(request.query.items())
     start, end = query.date("startDate"), query.date("endDate")
     workspaces = set(query.integers("workspaceId"))
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     views = [
         organization.batch_view(batch)
         for batch in organization.batches.values()

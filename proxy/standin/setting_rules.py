@@ -11,6 +11,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .faults import FAULT_FIELDS, FaultError, check_fault_value
+from .organization_settings import organizations_problem
 
 
 def _text(value: object) -> str | None:
@@ -52,6 +53,7 @@ def _workspaces(value: object) -> str | None:
 _RULES: dict[str, Callable[[object], str | None]] = {
     "client_id": _text,
     "client_secret": _text,
+    "organizations": organizations_problem,
     "token_lifetime_seconds": _positive_int,
     "step_seconds": lambda value: _seconds(value, allow_zero=True),
     "webhook_url": _webhook_url,

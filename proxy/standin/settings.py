@@ -6,6 +6,9 @@ metadata, which is also the flag's help text. `add_arguments` adds one flag per 
 the caller owns (only the CLI reads `sys.argv`); `settings_from_args` and `listen_from_args` read
 the parsed namespace back. Every bad value raises `StandinSettingsError`, whose message is one
 line naming the flag, for the CLI to print as it is.
+
+`organizations` is always the full list of organizations served: given (`--organization`), or
+else the one default organization, `demo`, made of `client_id` and `client_secret`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,27 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
+from .organization_settings import (
+    DEFAULT_ORGANIZATION_NAME,
+    FORMAT,
+    OrganizationError,
+    OrganizationSettings,
+    demo_organizations,
+    parse_organization,
+)
 from .setting_rules import setting_problem
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "OrganizationSettings",
+    "StandinSettings",
+    "StandinSettingsError",
+    "add_arguments",
+    "demo_organizations",
+    "listen_from_args",
+    "parse_listen",
+    "settings_from_args",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
@@ -24,6 +47,21 @@ DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 class StandinSettingsError(ValueError):
     """A stand-in setting has a bad value; the message is one line and names the flag."""
+
+
+DEMO_CLIENT_ID = "demo-client"
+DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the stand-in's published demo secret
+_DEMO_ORGANIZATION = OrganizationSettings(
+    DEFAULT_ORGANIZATION_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+)
+_MIXED_CREDENTIALS = "not together with --organization, which gives each organization's own"
+_SINGULAR_FLAGS = {"workspaces": "--workspace", "organizations": "--organization"}
+_METAVARS = {"workspaces": "WORKSPACE", "organizations": FORMAT}
+_SHOWN_DEFAULTS = {
+    "client_secret": "hidden",
+    "organizations": f"one organization, {DEFAULT_ORGANIZATION_NAME!r}, with --client-id and"
+    " --client-secret",
+}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -35,12 +73,20 @@ class StandinSettings:
     """Everything that configures one stand-in; validated on construction."""
 
     client_id: str = field(
-        default="demo-client", metadata=_help("client id the token endpoint accepts")
+        default=DEMO_CLIENT_ID,
+        metadata=_help("client id of the default organization (without --organization)"),
     )
     client_secret: str = field(
-        default="demo-secret",
+        default=DEMO_CLIENT_SECRET,
         repr=False,
-        metadata=_help("client secret the token endpoint accepts"),
+        metadata=_help("client secret of the default organization (without --organization)"),
+    )
+    organizations: tuple[OrganizationSettings, ...] = field(
+        default=(),
+        metadata=_help(
+            "serve this organization, with its own data; the secret is everything after the"
+            " second colon (repeatable; replaces the default organization)"
+        ),
     )
     token_lifetime_seconds: int = field(default=3600, metadata=_help("lifetime of issued tokens"))
     step_seconds: float = field(
@@ -93,30 +139,57 @@ class StandinSettings:
             problem = setting_problem(f.name, getattr(self, f.name))
             if problem:
                 raise StandinSettingsError(f"{flag_for(f.name)}: {problem}")
+        # Frozen, so through object.__setattr__: from here on the field lists every organization.
+        object.__setattr__(self, "organizations", self._served_organizations())
+
+    def _served_organizations(self) -> tuple[OrganizationSettings, ...]:
+        # The demo organization alone counts as "not given": so `dataclasses.replace` with a new
+        # client id, on settings whose list was derived, derives it again instead of failing.
+        if self.organizations in ((), (_DEMO_ORGANIZATION,)):
+            default = OrganizationSettings(
+                DEFAULT_ORGANIZATION_NAME, self.client_id, self.client_secret
+            )
+            return (default,)
+        if self.client_id != DEMO_CLIENT_ID or self.client_secret != DEMO_CLIENT_SECRET:
+            flag = "--client-id" if self.client_id != DEMO_CLIENT_ID else "--client-secret"
+            raise StandinSettingsError(f"{flag}: {_MIXED_CREDENTIALS}")
+        return self.organizations
 
 
 def flag_for(name: str) -> str:
     """The command-line flag that sets field `name`."""
-    return "--workspace" if name == "workspaces" else "--" + name.replace("_", "-")
+    return _SINGULAR_FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
-def _parse_int(text: str) -> int:
-    return int(text)
+def _number(parse: Callable[[str], object]) -> Callable[[str], object]:
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a number") from exc
+
+    return convert
 
 
-def _parse_float(text: str) -> float:
-    return float(text)
+def _organizations(values: list[str]) -> tuple[OrganizationSettings, ...]:
+    try:
+        return tuple(parse_organization(value) for value in values)
+    except OrganizationError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _converter(f: Field[Any]) -> Callable[[Any], object]:
-    """How to turn the flag's raw argparse value back into the field's type."""
+    """How to turn the flag's raw argparse value back into the field's type; raises ValueError
+    with a message fit to follow the flag's name."""
     if f.name == "workspaces":
         return tuple
+    if f.name == "organizations":
+        return _organizations
     if f.name == "webhook_url":
         return lambda text: text.strip() or None
     if isinstance(f.default, bool) or not isinstance(f.default, int | float):
         return str
-    return _parse_int if isinstance(f.default, int) else _parse_float
+    return _number(int if isinstance(f.default, int) else float)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,19 +201,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"address to listen on (default {DEFAULT_LISTEN})",
     )
     for f in fields(StandinSettings):
-        default = "hidden" if f.name == "client_secret" else repr(f.default)
+        repeatable = f.name in _SINGULAR_FLAGS
+        default = _SHOWN_DEFAULTS.get(f.name, repr(f.default))
         parser.add_argument(
             flag_for(f.name),
             dest=f.name,
             default=None,
-            action="append" if f.name == "workspaces" else "store",
-            metavar=f.name.upper().removesuffix("S") if f.name == "workspaces" else None,
+            action="append" if repeatable else "store",
+            metavar=_METAVARS.get(f.name),
             help=f"{f.metadata['help']} (default {default})",
         )
 
 
 def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
     """The settings the parsed flags describe; raises `StandinSettingsError` on a bad value."""
+    _refuse_mixed_credentials(ns)
     values: dict[str, object] = {}
     for f in fields(StandinSettings):
         raw = getattr(ns, f.name, None)
@@ -149,8 +224,16 @@ def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
         try:
             values[f.name] = _converter(f)(raw)
         except ValueError as exc:
-            raise StandinSettingsError(f"{flag_for(f.name)}: {raw!r} is not a number") from exc
+            raise StandinSettingsError(f"{flag_for(f.name)}: {exc}") from exc
     return StandinSettings(**values)  # type: ignore[arg-type]
+
+
+def _refuse_mixed_credentials(ns: argparse.Namespace) -> None:
+    # Checked on the flags too: `--organization demo:demo-client:demo-secret --client-id x`
+    # would otherwise pass for the default organization with a new client id.
+    given = [flag for flag in ("client_id", "client_secret") if getattr(ns, flag, None)]
+    if given and getattr(ns, "organizations", None):
+        raise StandinSettingsError(f"{flag_for(given[0])}: {_MIXED_CREDENTIALS}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
