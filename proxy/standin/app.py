@@ -1,8 +1,9 @@
 """Assembly of the stand-in application: the one place its parts are put together.
 
 Middlewares, outermost first: Problem Details for errors, then the fault switches (latency and
-refusals), then the Bearer-token check for `/api`. Unknown paths under `/api` therefore answer
-401 without a token and a 404 problem with one.
+refusals), then the Bearer-token check for `/api`, then the replay of recorded answers
+(`--replay`). Unknown paths under `/api` therefore answer 401 without a token, a recorded answer
+if there is one, and a 404 problem otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .keys import (
     FAULTS,
     LIFECYCLE,
     ORGANIZATIONS,
+    REPLAY,
     SETTINGS,
     TOKENS,
     WALL_CLOCK,
@@ -32,6 +34,7 @@ from .keys import (
 from .lifecycle import Lifecycle
 from .organizations import Organizations
 from .problems import problem_middleware
+from .replay import Replay, replay_middleware
 from .settings import StandinSettings
 from .timestamps import utc_now
 from .tokens import TokenStore
@@ -62,6 +65,7 @@ def _add_state(
     app[FAULTS] = FaultSwitch(_initial_faults(settings, clock()), clock)
     app[ORGANIZATIONS] = Organizations(settings, wall())
     app[WEBHOOKS] = create_dispatcher(app)
+    app[REPLAY] = Replay(settings.replay)
 
 
 def create_standin_app(
@@ -77,7 +81,7 @@ def create_standin_app(
     inject both to move time instead of sleeping.
     """
     app = web.Application(
-        middlewares=[problem_middleware, fault_middleware, bearer_middleware],
+        middlewares=[problem_middleware, fault_middleware, bearer_middleware, replay_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
@@ -87,4 +91,6 @@ def create_standin_app(
     app.on_shutdown.append(release_on_shutdown)
     webhook = redact(settings.webhook_url) if settings.webhook_url else None
     logger.debug("stand-in assembled: %r, webhook %s", settings, webhook)
+    if settings.replay:
+        logger.info("replaying %r ahead of the simulation", settings.replay)
     return app

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .lifecycle import Lifecycle
     from .organization import Organization
     from .organizations import Organizations
+    from .replay import Replay
     from .settings import StandinSettings
     from .tokens import TokenStore
     from .webhooks import WebhookDispatcher
@@ -32,6 +33,7 @@ FAULTS: web.AppKey[FaultSwitch] = web.AppKey("faults")
 ORGANIZATIONS: web.AppKey[Organizations] = web.AppKey("organizations")
 LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 WEBHOOKS: web.AppKey[WebhookDispatcher] = web.AppKey("webhooks")
+REPLAY: web.AppKey[Replay] = web.AppKey("replay")
 
 ORGANIZATION: web.RequestKey[Organization] = web.RequestKey("organization")
 """The organization whose token an `/api` request carries; set by the Bearer check."""

@@ -1,7 +1,8 @@
 """What makes each stand-in setting valid: one pure rule per field, returning the problem or None.
 
-`StandinSettings` applies them on construction and prefixes the flag's name; the fault switches
-bring their own rules (`faults.check_fault_value`), shared with the admin path.
+`StandinSettings` applies them on construction and raises `StandinSettingsError` with the flag's
+name in front; the fault switches bring their own rules (`faults.check_fault_value`), shared with
+the admin path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .faults import FAULT_FIELDS, FaultError, check_fault_value
+from .har import Recording
 from .organization_settings import organizations_problem
+
+
+class StandinSettingsError(ValueError):
+    """A stand-in setting has a bad value; the message is one line and names the flag."""
 
 
 def _text(value: object) -> str | None:
@@ -50,6 +56,11 @@ def _workspaces(value: object) -> str | None:
     return None
 
 
+def _recording(value: object) -> str | None:
+    ok = value is None or isinstance(value, Recording)
+    return None if ok else "must be a Recording (har.load_recording reads one)"
+
+
 _RULES: dict[str, Callable[[object], str | None]] = {
     "client_id": _text,
     "client_secret": _text,
@@ -61,6 +72,7 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "webhook_max_attempts": _positive_int,
     "default_workspace_name": _text,
     "workspaces": _workspaces,
+    "replay": _recording,
 }
 
 

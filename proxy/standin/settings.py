@@ -14,19 +14,17 @@ else the one default organization, `demo`, made of `client_id` and `client_secre
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import Field, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
 
+from .flag_values import REPEATABLE, converter, flag_for
+from .har import Recording
 from .organization_settings import (
     DEFAULT_ORGANIZATION_NAME,
     FORMAT,
-    OrganizationError,
     OrganizationSettings,
     demo_organizations,
-    parse_organization,
 )
-from .setting_rules import setting_problem
+from .setting_rules import StandinSettingsError, setting_problem
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -35,6 +33,7 @@ __all__ = [
     "StandinSettingsError",
     "add_arguments",
     "demo_organizations",
+    "flag_for",
     "listen_from_args",
     "parse_listen",
     "settings_from_args",
@@ -45,22 +44,18 @@ DEFAULT_PORT = 8081
 DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
-class StandinSettingsError(ValueError):
-    """A stand-in setting has a bad value; the message is one line and names the flag."""
-
-
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the stand-in's published demo secret
 _DEMO_ORGANIZATION = OrganizationSettings(
     DEFAULT_ORGANIZATION_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 )
 _MIXED_CREDENTIALS = "not together with --organization, which gives each organization's own"
-_SINGULAR_FLAGS = {"workspaces": "--workspace", "organizations": "--organization"}
-_METAVARS = {"workspaces": "WORKSPACE", "organizations": FORMAT}
+_METAVARS = {"workspaces": "WORKSPACE", "organizations": FORMAT, "replay": "FILE.har"}
 _SHOWN_DEFAULTS = {
     "client_secret": "hidden",
     "organizations": f"one organization, {DEFAULT_ORGANIZATION_NAME!r}, with --client-id and"
     " --client-secret",
+    "replay": "none",
 }
 
 
@@ -133,6 +128,15 @@ class StandinSettings:
     retry_after_seconds: int = field(
         default=1, metadata=_help("Retry-After sent with counted refusals")
     )
+    replay: Recording | None = field(
+        default=None,
+        metadata=_help(
+            "answer an API request recorded in this HAR 1.2 file (same method, same path and"
+            " query byte for byte, order included) with the recorded response; several"
+            " recordings answer in order, the last repeating; tokens are checked as usual and"
+            " other requests simulated"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -156,42 +160,6 @@ class StandinSettings:
         return self.organizations
 
 
-def flag_for(name: str) -> str:
-    """The command-line flag that sets field `name`."""
-    return _SINGULAR_FLAGS.get(name) or "--" + name.replace("_", "-")
-
-
-def _number(parse: Callable[[str], object]) -> Callable[[str], object]:
-    def convert(text: str) -> object:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise ValueError(f"{text!r} is not a number") from exc
-
-    return convert
-
-
-def _organizations(values: list[str]) -> tuple[OrganizationSettings, ...]:
-    try:
-        return tuple(parse_organization(value) for value in values)
-    except OrganizationError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _converter(f: Field[Any]) -> Callable[[Any], object]:
-    """How to turn the flag's raw argparse value back into the field's type; raises ValueError
-    with a message fit to follow the flag's name."""
-    if f.name == "workspaces":
-        return tuple
-    if f.name == "organizations":
-        return _organizations
-    if f.name == "webhook_url":
-        return lambda text: text.strip() or None
-    if isinstance(f.default, bool) or not isinstance(f.default, int | float):
-        return str
-    return _number(int if isinstance(f.default, int) else float)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--listen` and one flag per `StandinSettings` field; unset flags keep the defaults."""
     parser.add_argument(
@@ -201,7 +169,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"address to listen on (default {DEFAULT_LISTEN})",
     )
     for f in fields(StandinSettings):
-        repeatable = f.name in _SINGULAR_FLAGS
+        repeatable = f.name in REPEATABLE
         default = _SHOWN_DEFAULTS.get(f.name, repr(f.default))
         parser.add_argument(
             flag_for(f.name),
@@ -221,10 +189,7 @@ def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
         raw = getattr(ns, f.name, None)
         if raw is None:
             continue
-        try:
-            values[f.name] = _converter(f)(raw)
-        except ValueError as exc:
-            raise StandinSettingsError(f"{flag_for(f.name)}: {exc}") from exc
+        values[f.name] = converter(f)(raw)
     return StandinSettings(**values)  # type: ignore[arg-type]
 
 
