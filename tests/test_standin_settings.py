@@ -289,3 +289,14 @@ def test_help_shows_the_organization_format_and_the_default() -> None:
         "one organization, 'demo', with --client-id and --client-secret",
     ]:
         assert "".join(shown.split()) in help_text
+
+
+def test_help_ends_with_what_no_single_flag_says() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert "Request bodies over 1 MiB are refused with 413." in help_text
+    assert "sees only the data of the organization it was issued for" in help_text
+    own = argparse.ArgumentParser(epilog="the caller's own")
+    add_arguments(own)
+    assert own.epilog == "the caller's own"

@@ -79,8 +79,9 @@ class StandinSettings:
     organizations: tuple[OrganizationSettings, ...] = field(
         default=(),
         metadata=_help(
-            "serve this organization, with its own data; the secret is everything after the"
-            " second colon (repeatable; replaces the default organization)"
+            "serve this organization, with its own workspaces, tasks, batches and users; the"
+            " secret is everything after the second colon (repeatable; replaces the default"
+            " organization)"
         ),
     )
     token_lifetime_seconds: int = field(default=3600, metadata=_help("lifetime of issued tokens"))
@@ -101,13 +102,14 @@ class StandinSettings:
         default=3, metadata=_help("webhook deliveries per task before it stays in review")
     )
     default_workspace_name: str = field(
-        default="Default Workspace", metadata=_help("name of the organization's default workspace")
+        default="Default Workspace",
+        metadata=_help("name of every organization's default workspace"),
     )
     workspaces: tuple[str, ...] = field(
         default=(),
         metadata=_help(
-            "add a workspace with this name (repeatable; a name containing 'transcript'"
-            " makes a transcript workspace)"
+            "add a workspace with this name to every organization (repeatable; a name"
+            " containing 'transcript' makes a transcript workspace)"
         ),
     )
     fail_token_requests: int = field(default=0, metadata=_help("fail the next N token requests"))
@@ -160,8 +162,20 @@ class StandinSettings:
         return self.organizations
 
 
+EPILOG = (
+    "Every /api call needs a token from POST /connect/token, and sees only the data of the"
+    " organization it was issued for. Request bodies over 1 MiB are refused with 413. Paths"
+    " under /_standin (no token) show and change the fault switches, revoke tokens and show"
+    " webhook deliveries; see the README."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `--listen` and one flag per `StandinSettings` field; unset flags keep the defaults."""
+    """Add `--listen` and one flag per `StandinSettings` field; unset flags keep the defaults.
+
+    Also gives `parser` the stand-in's `EPILOG`, unless it has an epilog of its own.
+    """
+    parser.epilog = parser.epilog or EPILOG
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
