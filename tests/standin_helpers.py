@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -20,12 +23,19 @@ from proxy.standin import StandinSettings, create_standin_app
 
 API = "/api/v1.0/external"
 START_WALL = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-TOKEN_FORM = {
-    "grant_type": "client_credentials",
-    "scope": "WebAPI",
-    "client_id": "demo-client",
-    "client_secret": "demo-secret",
-}
+
+
+def token_form(client_id: str, client_secret: str) -> dict[str, str]:
+    """A client-credentials token request body for these credentials."""
+    return {
+        "grant_type": "client_credentials",
+        "scope": "WebAPI",
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+
+
+TOKEN_FORM = token_form("demo-client", "demo-secret")
 HUGE_ID = "9" * 5000
 """A path id with more digits than int() converts (4300), let alone an Int32 holds."""
 
@@ -68,15 +78,19 @@ class Standin:
     app: web.Application
     _token: str | None = None
 
-    async def token(self) -> str:
-        """A fresh access token from the token endpoint."""
-        response = await self.client.post("/connect/token", data=TOKEN_FORM)
+    async def token(self, form: dict[str, str] = TOKEN_FORM) -> str:
+        """A fresh access token from the token endpoint (for the demo client by default)."""
+        response = await self.client.post("/connect/token", data=form)
         assert response.status == 200, await response.text()
         return str((await response.json())["access_token"])
 
     async def authorize(self) -> None:
         """Fetch the token `api` uses now, so that no later `api` call makes a token request."""
         self._token = await self.token()
+
+    async def authorize_as(self, form: dict[str, str]) -> None:
+        """From now on, `api` calls with a token for these credentials (another organization)."""
+        self._token = await self.token(form)
 
     async def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call `/api/v1.0/external` + `path` with a valid Bearer token (fetched once)."""
@@ -156,3 +170,40 @@ def assert_problem(body: dict[str, Any], status: int) -> None:
     assert body["type"].startswith("https://tools.ietf.org/html/")
     assert body["title"]
     assert body["traceId"].startswith("00-")
+
+
+PROCESS_TIMEOUT_SECONDS = 20
+
+
+async def run_standin_command(*args: str) -> tuple[int, str, str]:
+    """`python -m proxy standin ARGS` as a real process that ends on its own (a refused start):
+    its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "standin", *args,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def wait_until_serving(base_url: str) -> None:
+    """Wait until a stand-in started in another process answers on `base_url`."""
+
+    async def answers() -> bool:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{base_url}/_standin/faults"),
+            ):
+                return True
+        except aiohttp.ClientConnectionError:
+            return False
+
+    await wait_for(answers, PROCESS_TIMEOUT_SECONDS)

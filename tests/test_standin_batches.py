@@ -33,6 +33,16 @@ async def test_a_batch_is_created_and_read_back(aiohttp_client: ClientFactory) -
     assert (again["totalTasks"], again["totalTasksInHistory"]) == (1, 1)
 
 
+async def test_tasks_and_batches_write_created_on_with_the_same_seven_digits(
+    aiohttp_client: ClientFactory,
+) -> None:
+    standin = await start_standin(aiohttp_client)
+    batch = await ok_json(await standin.api("POST", "/sdbatch", json={"displayName": "B"}))
+    task = await standin.create_task(batchId=batch["batchId"])
+    assert TICKS.match(task["createdOn"])
+    assert task["createdOn"] == batch["createdOn"]  # created at the same (injected) moment
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

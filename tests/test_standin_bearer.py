@@ -147,7 +147,7 @@ def test_challenge_values(verdict: TokenVerdict | None, expected: str) -> None:
 
 def test_the_token_store_never_shows_tokens() -> None:
     store = TokenStore(lifetime_seconds=10)
-    token = store.issue(now=0.0)
+    token = store.issue(now=0.0, organization="demo")
     assert token not in repr(store)
     assert store.verdict(token, 9.99) is TokenVerdict.VALID
     assert store.verdict(token, 10.0) is TokenVerdict.EXPIRED
@@ -156,13 +156,26 @@ def test_the_token_store_never_shows_tokens() -> None:
     assert store.verdict(token, 0.0) is TokenVerdict.REVOKED
 
 
+def test_a_token_knows_its_organization_only_while_it_is_valid() -> None:
+    store = TokenStore(lifetime_seconds=10)
+    acme, globex = store.issue(0.0, "acme"), store.issue(0.0, "globex")
+    assert store.check(acme, 1.0) == (TokenVerdict.VALID, "acme")
+    assert store.check(globex, 1.0) == (TokenVerdict.VALID, "globex")
+    assert store.check(acme, 10.0) == (TokenVerdict.EXPIRED, None)
+    assert store.check("other", 1.0) == (TokenVerdict.UNKNOWN, None)
+    store.revoke_all()
+    assert store.check(globex, 1.0) == (TokenVerdict.REVOKED, None)
+
+
 def test_long_expired_and_revoked_tokens_are_forgotten() -> None:
     store = TokenStore(lifetime_seconds=10)
-    revoked = store.issue(now=0.0)
+    revoked = store.issue(now=0.0, organization="demo")
     store.revoke_all()
-    expired = store.issue(now=5.0)
-    store.issue(now=20.1)  # 20.1 - 10 > 10: the revoked token's lifetime ended over a lifetime ago
+    expired = store.issue(now=5.0, organization="demo")
+    store.issue(
+        now=20.1, organization="demo"
+    )  # 20.1 - 10 > 10: the revoked token's lifetime ended over a lifetime ago
     assert store.verdict(revoked, 20.1) is TokenVerdict.UNKNOWN
     assert store.verdict(expired, 20.1) is TokenVerdict.EXPIRED
-    store.issue(now=25.1)
+    store.issue(now=25.1, organization="demo")
     assert store.verdict(expired, 25.1) is TokenVerdict.UNKNOWN

@@ -9,7 +9,7 @@ import pytest
 from proxy.standin.bodies import Fields
 from proxy.standin.int32 import INT32_MAX, INT32_MIN, is_int32
 from proxy.standin.query import Query
-from proxy.standin.timestamps import parse_iso
+from proxy.standin.timestamps import iso_ticks, parse_iso
 from tests.standin_helpers import arabic_indic
 
 NOON = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -45,6 +45,19 @@ def test_is_int32(number: int, fits: bool) -> None:
 )
 def test_parse_iso(text: str, expected: datetime | None) -> None:
     assert parse_iso(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (NOON, "2024-05-01T12:00:00.0000000Z"),
+        (NOON.replace(microsecond=123456), "2024-05-01T12:00:00.1234560Z"),
+        (NOON.replace(microsecond=1), "2024-05-01T12:00:00.0000010Z"),
+        (datetime.fromisoformat("2024-05-01T14:00:00.5+02:00"), "2024-05-01T12:00:00.5000000Z"),
+    ],
+)
+def test_iso_ticks_writes_seven_fractional_digits_in_utc(moment: datetime, expected: str) -> None:
+    assert iso_ticks(moment) == expected
 
 
 @pytest.mark.parametrize(

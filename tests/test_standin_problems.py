@@ -1,8 +1,10 @@
-"""The Problem Details boundary: a bug becomes a logged 500 problem, and cancellation passes."""
+"""The Problem Details boundary: a bug becomes a logged 500 problem, cancellation passes, and a
+body over the 1 MiB limit is a 413 problem."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 
 import pytest
@@ -10,8 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from proxy.standin import StandinSettings, create_standin_app
+from proxy.standin.app import MAX_BODY_BYTES
 from proxy.standin.problems import problem_middleware
-from tests.standin_helpers import API, ClientFactory, FakeClock, Standin, problem
+from tests.standin_helpers import API, ClientFactory, FakeClock, Standin, problem, start_standin
 
 
 async def explode(request: web.Request) -> web.Response:
@@ -44,3 +47,26 @@ async def test_cancellation_is_never_turned_into_a_response() -> None:
     request = make_mocked_request("GET", API + "/sdbatch?batchId=101")
     with pytest.raises(asyncio.CancelledError):
         await problem_middleware(request, cancelled)
+
+
+def padded_task(size: int) -> io.BytesIO:
+    """A valid CreateTaskRequest of exactly `size` bytes (JSON allows trailing whitespace).
+
+    As a file object: aiohttp's client warns about raw bytes over 1 MiB, and warnings fail tests.
+    """
+    body = b'{"context": {"url": "https://files.example.com/a.pdf"}}'
+    return io.BytesIO(body + b" " * (size - len(body)))
+
+
+async def test_a_body_of_one_mib_is_read_and_one_byte_more_is_a_413_problem(
+    aiohttp_client: ClientFactory,
+) -> None:
+    assert MAX_BODY_BYTES == 1024 * 1024  # the README names this number
+    standin = await start_standin(aiohttp_client)
+    headers = {"Content-Type": "application/json"}
+    at_limit = padded_task(MAX_BODY_BYTES)
+    response = await standin.api("POST", "/sdtask/process", data=at_limit, headers=headers)
+    assert response.status == 200, await response.text()
+    over = padded_task(MAX_BODY_BYTES + 1)
+    response = await standin.api("POST", "/sdtask/process", data=over, headers=headers)
+    await problem(response, 413)

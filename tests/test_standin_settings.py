@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -14,7 +14,19 @@ from proxy.standin import (
     listen_from_args,
     settings_from_args,
 )
-from proxy.standin.settings import flag_for, parse_listen
+from proxy.standin.organization_settings import (
+    OrganizationError,
+    organizations_problem,
+    parse_organization,
+)
+from proxy.standin.settings import (
+    OrganizationSettings,
+    demo_organizations,
+    flag_for,
+    parse_listen,
+)
+
+DEMO = OrganizationSettings("demo", "demo-client", "demo-secret")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -155,3 +167,136 @@ def test_listen_parses_host_and_port(text: str, expected: tuple[str, int]) -> No
 def test_a_bad_listen_address_names_the_flag(text: str) -> None:
     with pytest.raises(StandinSettingsError, match=r"^--listen:"):
         parse_listen(text)
+
+
+def test_without_organizations_there_is_the_one_demo_organization() -> None:
+    assert StandinSettings().organizations == (DEMO,)
+    own = StandinSettings(client_id="acme", client_secret="hunter2")
+    assert own.organizations == (OrganizationSettings("demo", "acme", "hunter2"),)
+    assert replace(StandinSettings(), client_id="x").organizations[0].client_id == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("acme:acme-client:s3cret", OrganizationSettings("acme", "acme-client", "s3cret")),
+        ("org-1_b:id:a:b::c", OrganizationSettings("org-1_b", "id", "a:b::c")),
+        ("0:id: spaced secret ", OrganizationSettings("0", "id", " spaced secret ")),
+    ],
+)
+def test_an_organization_is_name_client_id_and_everything_after_as_secret(
+    text: str, expected: OrganizationSettings
+) -> None:
+    assert parse_organization(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("s3cret", "expected NAME:CLIENT_ID:CLIENT_SECRET (the value is not shown"),
+        ("acme:s3cret", "expected NAME:CLIENT_ID:CLIENT_SECRET (the value is not shown"),
+        ("Acme:id:s3cret", "name 'Acme' must match [a-z0-9][a-z0-9_-]*"),
+        ("-acme:id:s3cret", "name '-acme' must match"),
+        ("a.b:id:s3cret", "name 'a.b' must match"),
+        (":id:s3cret", "name must match"),
+        ("acme: :s3cret", "organization 'acme': the client id must not be empty"),
+        ("acme:id:", "organization 'acme': the client secret must not be empty"),
+    ],
+)
+def test_a_malformed_organization_is_refused_without_its_secret(text: str, message: str) -> None:
+    with pytest.raises(OrganizationError) as caught:
+        parse_organization(text)
+    assert str(caught.value).startswith(message)
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("organizations", "problem"),
+    [
+        ((DEMO,), None),
+        ((DEMO, OrganizationSettings("b", "b-client", "x")), None),
+        ((DEMO, OrganizationSettings("demo", "b", "x")), "name 'demo' is given to more than one"),
+        ((DEMO, OrganizationSettings("b", "demo-client", "x")), "client id 'demo-client' is"),
+        ((DEMO, OrganizationSettings("B", "b", "x")), "name 'B' must match"),
+        ([DEMO], "must be a tuple of OrganizationSettings"),
+        (("demo:demo-client:demo-secret",), "must be a tuple of OrganizationSettings"),
+    ],
+)
+def test_organizations_must_be_unique_by_name_and_client_id(
+    organizations: object, problem: str | None
+) -> None:
+    found = organizations_problem(organizations)
+    assert found == problem if problem is None else (found or "").startswith(problem)
+
+
+def test_the_organization_flag_repeats_and_replaces_the_default() -> None:
+    settings = settings_from_args(parse("--organization=a:a-id:x", "--organization", "b:b-id:y:z"))
+    assert settings.organizations == (
+        OrganizationSettings("a", "a-id", "x"),
+        OrganizationSettings("b", "b-id", "y:z"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--organization=Bad:id:s3cret"], "--organization: name 'Bad' must match"),
+        (["--organization=s3cret"], "--organization: expected NAME:CLIENT_ID:CLIENT_SECRET"),
+        (["--organization=a:id:x", "--organization=a:id2:s3cret"], "--organization: name 'a'"),
+        (["--organization=a:id:x", "--client-id=other"], "--client-id: not together with"),
+        (["--organization=a:id:x", "--client-secret=s3cret"], "--client-secret: not together"),
+        (["--organization=demo:demo-client:demo-secret", "--client-id=x"], "--client-id: not"),
+    ],
+)
+def test_a_bad_organization_flag_is_one_line_without_the_secret(
+    argv: list[str], message: str
+) -> None:
+    with pytest.raises(StandinSettingsError) as caught:
+        settings_from_args(parse(*argv))
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_credentials_and_organizations_given_directly_must_not_conflict() -> None:
+    acme = OrganizationSettings("acme", "acme-client", "acme-secret")
+    with pytest.raises(StandinSettingsError, match=r"^--client-id: not together"):
+        StandinSettings(client_id="x", organizations=(acme,))
+
+
+def test_no_organization_secret_reaches_repr() -> None:
+    settings = StandinSettings(organizations=(OrganizationSettings("a", "a-id", "s3cret"),))
+    assert "s3cret" not in repr(settings)
+    assert "a-id" in repr(settings)
+
+
+def test_demo_organizations_are_numbered_with_distinct_credentials() -> None:
+    three = demo_organizations(3)
+    assert [o.name for o in three] == ["org1", "org2", "org3"]
+    assert [o.client_id for o in three] == ["org1-client", "org2-client", "org3-client"]
+    assert len({o.client_secret for o in three}) == 3
+    assert StandinSettings(organizations=three).organizations == three
+    with pytest.raises(OrganizationError):
+        demo_organizations(0)
+
+
+def test_help_shows_the_organization_format_and_the_default() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    help_text = "".join(parser.format_help().split())  # whatever argparse's line breaks
+    for shown in [
+        "--organization NAME:CLIENT_ID:CLIENT_SECRET",
+        "one organization, 'demo', with --client-id and --client-secret",
+    ]:
+        assert "".join(shown.split()) in help_text
+
+
+def test_help_ends_with_what_no_single_flag_says() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert "Request bodies over 1 MiB are refused with 413." in help_text
+    assert "sees only the data of the organization it was issued for" in help_text
+    own = argparse.ArgumentParser(epilog="the caller's own")
+    add_arguments(own)
+    assert own.epilog == "the caller's own"

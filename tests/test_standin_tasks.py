@@ -25,7 +25,7 @@ async def test_creating_a_task_returns_its_queued_status_object(
     assert task["batchId"] is None
     assert task["externalId"] is None
     assert task["displayName"] == "invoice.pdf"
-    assert task["createdOn"] == "2024-05-01T12:00:00Z"
+    assert task["createdOn"] == "2024-05-01T12:00:00.1234560Z"
     assert (task["taskStatus"], task["taskStatusText"]) == (30, "QueuedForPreProcessing")
     assert (task["integrationStatus"], task["integrationStatusText"]) == (0, "None")
     assert 1 <= task["totalPages"] <= 9

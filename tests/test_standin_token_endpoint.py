@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from proxy.standin import StandinSettings
-from proxy.standin.oauth import OAuthError, check_grant, client_credentials
+from proxy.standin.oauth import (
+    ClientCredentials,
+    OAuthError,
+    authenticate,
+    check_grant,
+    client_credentials,
+)
+from proxy.standin.settings import OrganizationSettings
 from tests.standin_helpers import TOKEN_FORM, ClientFactory, basic, start_standin
 
 
@@ -212,6 +219,36 @@ def test_client_credentials_failures(
     with pytest.raises(OAuthError) as caught:
         client_credentials(params, authorization)
     assert caught.value.code == code
+
+
+ORGS = (
+    OrganizationSettings("a", "a-client", "a-secret"),
+    OrganizationSettings("b", "b-client", "b-secret"),
+)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret", "organization"),
+    [
+        ("a-client", "a-secret", "a"),
+        ("b-client", "b-secret", "b"),
+        ("b-client", "a-secret", None),  # another organization's secret
+        ("b-client", "b-secret ", None),
+        ("B-CLIENT", "b-secret", None),  # client ids are compared exactly
+        ("c-client", "b-secret", None),
+        ("b-client", None, None),
+        ("b-client", "", None),
+    ],
+)
+def test_authenticate_finds_the_organization_of_a_matching_pair(
+    client_id: str, secret: str | None, organization: str | None
+) -> None:
+    credentials = ClientCredentials(client_id, secret)
+    if organization is None:
+        with pytest.raises(OAuthError, match=r"^invalid_client$"):
+            authenticate(credentials, ORGS)
+    else:
+        assert authenticate(credentials, ORGS).name == organization
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,17 @@ from aiohttp import web
 
 from proxy.standin import StandinSettings
 from proxy.standin.lifecycle import Lifecycle
+from proxy.standin.settings import OrganizationSettings
 from proxy.standin.tasks import Task, TaskRequest
 from proxy.standin.webhooks import delivery_due, redact, tick_seconds
-from tests.standin_helpers import START_WALL, ClientFactory, Standin, start_standin, wait_for
+from tests.standin_helpers import (
+    START_WALL,
+    ClientFactory,
+    Standin,
+    start_standin,
+    token_form,
+    wait_for,
+)
 
 # A tiny step keeps the ticker fast (it runs every max(step, 50 ms) of real time) while the
 # fake clock decides when a task is due.
@@ -304,6 +312,34 @@ async def test_a_transcript_task_sends_the_transcript_export(
     await wait_for_deliveries(standin, 1)
     assert receiver.received[0]["exportedFileUrl"].endswith("sig=standin")
     assert len(receiver.received[0]["speakers"]) == 2
+
+
+async def test_every_organizations_tasks_are_delivered_with_their_own_export(
+    aiohttp_client: ClientFactory, aiohttp_server: Any
+) -> None:
+    receiver = Receiver()
+    organizations = (
+        OrganizationSettings("a", "a-client", "a-secret"),
+        OrganizationSettings("b", "b-client", "b-secret"),
+    )
+    standin = await start_pair(
+        aiohttp_client,
+        aiohttp_server,
+        receiver,
+        organizations=organizations,
+        workspaces=("Transcripts",),
+    )
+    await standin.authorize_as(token_form("a-client", "a-secret"))
+    await standin.create_task()
+    await standin.authorize_as(token_form("b-client", "b-secret"))
+    await standin.create_task(workspaceId=4, context={"url": "https://x.example/call.mp3"})
+    standin.clock.advance(REVIEW_DONE)
+    await wait_for_deliveries(standin, 2)
+    by_task = {export["taskId"]: export for export in receiver.received}
+    assert "chunks" in by_task[1001]  # a's document export
+    assert "segments" in by_task[1002]  # b's transcript workspace: the transcript export
+    assert (await standin.status(1002))["taskStatus"] == 60
+    assert (await standin.api("GET", "/sdtask/status?taskId=1001")).status == 404
 
 
 async def test_without_a_webhook_review_archives_on_its_own(

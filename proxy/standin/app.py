@@ -1,14 +1,16 @@
 """Assembly of the stand-in application: the one place its parts are put together.
 
 Middlewares, outermost first: Problem Details for errors, then the fault switches (latency and
-refusals), then the Bearer-token check for `/api`. Unknown paths under `/api` therefore answer
-401 without a token and a 404 problem with one.
+refusals), then the Bearer-token check for `/api`, then the replay of recorded answers
+(`--replay`). Unknown paths under `/api` therefore answer 401 without a token, a recorded answer
+if there is one, and a 404 problem otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from aiohttp import web
 
@@ -20,7 +22,8 @@ from .keys import (
     CLOCK,
     FAULTS,
     LIFECYCLE,
-    ORGANIZATION,
+    ORGANIZATIONS,
+    REPLAY,
     SETTINGS,
     TOKENS,
     WALL_CLOCK,
@@ -29,14 +32,23 @@ from .keys import (
     WallClock,
 )
 from .lifecycle import Lifecycle
-from .organization import Organization
+from .organizations import Organizations
 from .problems import problem_middleware
+from .replay import Replay, replay_middleware
 from .settings import StandinSettings
 from .timestamps import utc_now
 from .tokens import TokenStore
 from .webhooks import create_dispatcher, redact, webhook_context
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""Largest request body the stand-in reads; a larger one is answered 413.
+
+The vendor documents no limit (Kestrel's own default would be about 28.6 MiB). 1 MiB, aiohttp's
+default made explicit here so the README can name it, is far above the API's small JSON payloads
+and keeps a careless client from filling the stand-in's memory.
+"""
 
 
 def _initial_faults(settings: StandinSettings, now: float) -> FaultState:
@@ -51,8 +63,9 @@ def _add_state(
     app[LIFECYCLE] = Lifecycle(settings.step_seconds, auto_archive=settings.webhook_url is None)
     app[TOKENS] = TokenStore(settings.token_lifetime_seconds)
     app[FAULTS] = FaultSwitch(_initial_faults(settings, clock()), clock)
-    app[ORGANIZATION] = Organization(settings, wall())
+    app[ORGANIZATIONS] = Organizations(settings, wall())
     app[WEBHOOKS] = create_dispatcher(app)
+    app[REPLAY] = Replay(settings.replay)
 
 
 def create_standin_app(
@@ -67,7 +80,10 @@ def create_standin_app(
     and fault windows; `wall_clock` gives aware UTC datetimes for `createdOn` and friends. Tests
     inject both to move time instead of sleeping.
     """
-    app = web.Application(middlewares=[problem_middleware, fault_middleware, bearer_middleware])
+    app = web.Application(
+        middlewares=[problem_middleware, fault_middleware, bearer_middleware, replay_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
     for module in (oauth, sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
         app.router.add_routes(module.routes)
@@ -75,4 +91,6 @@ def create_standin_app(
     app.on_shutdown.append(release_on_shutdown)
     webhook = redact(settings.webhook_url) if settings.webhook_url else None
     logger.debug("stand-in assembled: %r, webhook %s", settings, webhook)
+    if settings.replay:
+        logger.info("replaying %r ahead of the simulation", settings.replay)
     return app

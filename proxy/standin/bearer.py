@@ -3,7 +3,8 @@
 No token, or an `Authorization` header of another scheme, gets a bare challenge
 (`WWW-Authenticate: Bearer`); a token that was presented but is unknown, revoked or expired gets
 `error="invalid_token"` with a description, as RFC 6750 section 3 asks. The body is empty, as
-ASP.NET's JwtBearer handler sends it.
+ASP.NET's JwtBearer handler sends it. A valid token puts its organization on the request
+(`keys.ORGANIZATION`): every handler after this sees that organization's data and no other.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from .keys import CLOCK, TOKENS
+from .keys import CLOCK, ORGANIZATION, ORGANIZATIONS, TOKENS
 from .paths import is_api_path
 from .tokens import TokenVerdict
 
@@ -45,13 +46,14 @@ def _unauthorized(verdict: TokenVerdict | None) -> web.Response:
 
 @web.middleware
 async def bearer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer 401 for an `/api` request without a valid token; pass everything else on."""
+    """Answer 401 for an `/api` request without a valid token; scope the others to its owner."""
     if not is_api_path(request.path):
         return await handler(request)
     token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
     if token is None:
         return _unauthorized(None)
-    verdict = request.app[TOKENS].verdict(token, request.app[CLOCK]())
-    if verdict is not TokenVerdict.VALID:
+    verdict, organization = request.app[TOKENS].check(token, request.app[CLOCK]())
+    if verdict is not TokenVerdict.VALID or organization is None:
         return _unauthorized(verdict)
+    request[ORGANIZATION] = request.app[ORGANIZATIONS].named(organization)
     return await handler(request)

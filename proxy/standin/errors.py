@@ -2,7 +2,8 @@
 
     StandinError                 any failure that maps onto one Problem Details response
     ├── ValidationFailed         400, with ASP.NET-style `errors` ({field: [messages]})
-    ├── NotFound                 404, an unknown task, batch, workspace or speaker
+    ├── NotFound                 404, an unknown task, batch, workspace or speaker (another
+    │                            organization's is unknown too)
     ├── Conflict                 409, e.g. a duplicate `externalId`
     └── UnsupportedMediaType     415, a JSON endpoint called without a JSON body
 

@@ -3,14 +3,17 @@
 `FaultSwitch` holds the current `faults.FaultState` and the token requests its `hang` fault is
 holding. A hung request waits on an `asyncio.Event` that is set when the hang is cleared through
 the admin path, or when the application shuts down (see `release_on_shutdown`): without that, a
-hung handler would hold graceful shutdown for its whole timeout.
+hung handler would hold graceful shutdown for its whole timeout. A hung request whose client has
+gone away stops waiting and is no longer counted in `hanging_token_requests`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -32,6 +35,13 @@ logger = logging.getLogger(__name__)
 
 # Changing either of these switches is what "clearing the hang" means.
 _HANG_SWITCHES = frozenset({"fail_token_requests", "fail_token_mode"})
+
+CLIENT_GONE_POLL_SECONDS: Final = 0.05
+"""How often a hung request looks whether its client is still connected.
+
+Polling, because aiohttp 3 tells a handler of a disconnect only by cancelling it, and only with
+`handler_cancellation=True`, which `web.run_app` (the CLI) and the demo's `AppRunner` leave off.
+"""
 
 
 class FaultSwitch:
@@ -75,12 +85,20 @@ class FaultSwitch:
         """The switches for the admin path, plus how many token requests are held."""
         return {**describe(self._state, self._clock()), "hanging_token_requests": self.hanging}
 
-    async def hang(self) -> None:
-        """Wait until the hang is cleared or the stand-in shuts down."""
+    async def hang(self, client_gone: Callable[[], bool]) -> bool:
+        """Wait until the hang is cleared or the stand-in shuts down (True), or `client_gone()`.
+
+        False means the client went away first: nobody is left to answer.
+        """
         released = self._release
         self.hanging += 1
         try:
-            await released.wait()
+            while not released.is_set():
+                if client_gone():
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), CLIENT_GONE_POLL_SECONDS)
+            return True
         finally:
             self.hanging -= 1
 

@@ -6,7 +6,9 @@ IdentityServer's order and the first failure answers `{"error": code}`:
 
 1. not a POST, body not `application/x-www-form-urlencoded`, a parameter repeated, no client id,
    or two authentication methods at once: `invalid_request`;
-2. unknown client or wrong or missing secret: `invalid_client`, however the client authenticated;
+2. unknown client or wrong or missing secret: `invalid_client`, however the client authenticated
+   (a client is known when it is one of the configured organizations' clients; its token is then
+   scoped to that organization);
 3. no `grant_type`, or another grant than `client_credentials`: `unsupported_grant_type`;
 4. a `scope` other than exactly `WebAPI`: `invalid_scope` (no scope means `WebAPI`).
 
@@ -22,15 +24,15 @@ import base64
 import binascii
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
 
 from .keys import CLOCK, FAULTS, SETTINGS, TOKENS
+from .organization_settings import OrganizationSettings
 from .paths import TOKEN_PATH
-from .settings import StandinSettings
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +91,23 @@ def client_credentials(form: Mapping[str, str], authorization: str | None) -> Cl
     return ClientCredentials(client_id, secret)
 
 
-def check_client(credentials: ClientCredentials, settings: StandinSettings) -> None:
-    """Raise `invalid_client` unless the credentials are the configured pair."""
-    # compare_digest keeps the comparison time independent of where the strings differ.
-    id_ok = hmac.compare_digest(credentials.client_id.encode(), settings.client_id.encode())
-    secret = (credentials.client_secret or "").encode()
-    secret_ok = hmac.compare_digest(secret, settings.client_secret.encode())
-    if not (id_ok and secret_ok and credentials.client_secret):
+def authenticate(
+    credentials: ClientCredentials, organizations: Sequence[OrganizationSettings]
+) -> OrganizationSettings:
+    """The organization whose client id and secret these are; raises `invalid_client`."""
+    presented_id = credentials.client_id.encode()
+    presented_secret = (credentials.client_secret or "").encode()
+    found = None
+    for organization in organizations:
+        # compare_digest, and no early exit: the time taken says nothing about where the
+        # strings differ, nor which organization came close.
+        id_ok = hmac.compare_digest(presented_id, organization.client_id.encode())
+        secret_ok = hmac.compare_digest(presented_secret, organization.client_secret.encode())
+        if id_ok and secret_ok:
+            found = organization
+    if found is None or not credentials.client_secret:
         raise OAuthError("invalid_client")
+    return found
 
 
 def check_grant(form: Mapping[str, str]) -> None:
@@ -128,9 +139,9 @@ async def _issue(request: web.Request) -> web.Response:
     form = await _form(request)
     credentials = client_credentials(form, request.headers.get(hdrs.AUTHORIZATION))
     settings = request.app[SETTINGS]
-    check_client(credentials, settings)
+    organization = authenticate(credentials, settings.organizations)
     check_grant(form)
-    token = request.app[TOKENS].issue(request.app[CLOCK]())
+    token = request.app[TOKENS].issue(request.app[CLOCK](), organization.name)
     body = {
         "access_token": token,
         "expires_in": settings.token_lifetime_seconds,
@@ -138,6 +149,16 @@ async def _issue(request: web.Request) -> web.Response:
         "scope": SCOPE,
     }
     return web.json_response(body, headers=_NO_STORE)
+
+
+# nginx's "client closed request": nobody receives it, it only says why the handler ended.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def client_gone(request: web.Request) -> bool:
+    """True once the connection `request` came on is closed or closing."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def token_endpoint(request: web.Request) -> web.StreamResponse:
@@ -152,7 +173,9 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
         # Take the body first: a hang released later must not read from a connection the
         # client has long closed. Once released, answer normally: the hang was the fault.
         await request.read()
-        await switch.hang()
+        if not await switch.hang(lambda: client_gone(request)):
+            logger.info("hung token request dropped: its client went away")
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
     try:
         return await _issue(request)
     except OAuthError as error:

@@ -1,112 +1,52 @@
-"""The one organization (tenant) the stand-in serves: workspaces, batches, tasks and users.
+"""One organization (tenant) the stand-in serves: its workspaces, batches, tasks and users.
 
-All state is in memory and lost on restart. Ids come from separate counters that start in
-different ranges (workspaces at 1, batches at 101, tasks at 1001, users at 1), so a client that
-mixes up a task id and a batch id gets a 404 rather than the wrong object. A workspace whose name
-contains "transcript" is a transcript workspace (its own `taskType`, speakers, transcript export).
+All state is in memory and lost on restart. Every lookup sees only this organization's objects,
+so an id of another organization's task or batch answers 404 exactly as an unknown id does. Ids
+come from the stand-in's `ids.IdSequences`, shared by all organizations, so they never collide.
 """
 
 from __future__ import annotations
 
-import itertools
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 
+from .batches import Batch
 from .errors import Conflict, NotFound, ValidationFailed
+from .ids import IdSequences
 from .lifecycle import Lifecycle
-from .settings import StandinSettings
-from .speakers import Speaker, for_task
+from .speakers import for_task
 from .tasks import Task, TaskRequest
-from .timestamps import iso_ticks
 from .users import Invitation, User
-
-TENANT_ID = 1
-# taskType / workspaceType / templateType numbers are not published: these are the stand-in's own.
-DOCUMENT_TASK_TYPE, TRANSCRIPT_TASK_TYPE = 1, 2
-BATCH_PROPERTIES = (
-    "batchId",
-    "workspaceId",
-    "displayName",
-    "description",
-    "createdOn",
-    "totalTasks",
-    "totalTasksInHistory",
-)
-"""The properties of a batch object, in the order the API writes them."""
-
-
-@dataclass
-class Workspace:
-    """One workspace and its transcript speakers."""
-
-    workspace_id: int
-    name: str
-    is_default: bool
-    transcript: bool
-    speakers: list[Speaker] = field(default_factory=list)
-
-    def view(self) -> dict[str, object]:
-        """The documented Workspace shape."""
-        task_type = TRANSCRIPT_TASK_TYPE if self.transcript else DOCUMENT_TASK_TYPE
-        kind = "transcript" if self.transcript else "document"
-        return {
-            "workspaceId": self.workspace_id,
-            "tenantId": TENANT_ID,
-            "workspaceName": self.name,
-            "workspaceDescription": f"Stand-in {kind} workspace",
-            "isDefault": self.is_default,
-            "taskType": task_type,
-            "workspaceType": 1,
-            "templateType": task_type,
-            "workspaceTemplateName": "Transcript" if self.transcript else "Custom",
-        }
-
-
-@dataclass
-class Batch:
-    """One batch of tasks in a workspace."""
-
-    batch_id: int
-    workspace_id: int
-    display_name: str
-    description: str | None
-    created_on: datetime
-
-
-def _demo_speakers(workspace_id: int) -> list[Speaker]:
-    # Stable GUIDs, so a demo script can address the same speakers after a restart.
-    names = ("Interviewer", "Guest")
-    return [
-        Speaker(str(uuid.uuid5(uuid.NAMESPACE_URL, f"standin:{workspace_id}:{name}")), name)
-        for name in names
-    ]
-
-
-def _workspace(workspace_id: int, name: str, *, is_default: bool) -> Workspace:
-    transcript = "transcript" in name.lower()
-    speakers = _demo_speakers(workspace_id) if transcript else []
-    return Workspace(workspace_id, name.strip(), is_default, transcript, speakers)
+from .workspaces import Workspace, new_workspace
 
 
 class Organization:
     """Everything one tenant owns; lookups raise `NotFound`, bad references `ValidationFailed`."""
 
-    def __init__(self, settings: StandinSettings, created_on: datetime) -> None:
-        names = (settings.default_workspace_name, *settings.workspaces)
-        self.workspaces = {
-            number: _workspace(number, name, is_default=number == 1)
-            for number, name in enumerate(names, start=1)
-        }
+    def __init__(
+        self,
+        name: str,
+        tenant_id: int,
+        workspace_names: Sequence[str],
+        ids: IdSequences,
+        created_on: datetime,
+    ) -> None:
+        """`workspace_names` are its workspaces, the default one first."""
+        self.name, self.tenant_id, self._ids = name, tenant_id, ids
+        workspaces = [
+            new_workspace(next(ids.workspaces), tenant_id, workspace_name, is_default=index == 0)
+            for index, workspace_name in enumerate(workspace_names)
+        ]
+        self.default_workspace = workspaces[0]
+        self.workspaces = {workspace.workspace_id: workspace for workspace in workspaces}
         self.batches: dict[int, Batch] = {}
         self.tasks: dict[int, Task] = {}
+        admin_id = next(ids.users)
         admin = User(
-            1, "admin@example.com", "Administrator", "Demo Admin", created_on, True, "Active"
+            admin_id, "admin@example.com", "Administrator", "Demo Admin", created_on, True, "Active"
         )
         admin.workspace_ids.update(self.workspaces)
         self.users = [admin]
-        self._batch_ids, self._task_ids = itertools.count(101), itertools.count(1001)
-        self._user_ids = itertools.count(2)
 
     def workspace(self, workspace_id: int) -> Workspace:
         """The workspace with that id; raises `NotFound`."""
@@ -145,7 +85,7 @@ class Organization:
         """Create a batch; an unknown workspace is a validation error."""
         workspace = self.referenced_workspace(workspace_id)
         batch = Batch(
-            next(self._batch_ids), workspace.workspace_id, display_name, description, wall
+            next(self._ids.batches), workspace.workspace_id, display_name, description, wall
         )
         self.batches[batch.batch_id] = batch
         return batch
@@ -153,16 +93,7 @@ class Organization:
     def batch_view(self, batch: Batch) -> dict[str, object]:
         """The documented batch shape, with live task counts."""
         count = sum(1 for task in self.tasks.values() if task.request.batch_id == batch.batch_id)
-        return {
-            "batchId": batch.batch_id,
-            "workspaceId": batch.workspace_id,
-            "displayName": batch.display_name,
-            "description": batch.description,
-            "createdOn": iso_ticks(batch.created_on),
-            "totalTasks": count,
-            # Tasks are never deleted here, so history and current counts agree.
-            "totalTasksInHistory": count,
-        }
+        return batch.view(count)
 
     def add_task(
         self, request: TaskRequest, lifecycle: Lifecycle, now: float, wall: datetime
@@ -177,7 +108,7 @@ class Organization:
         number = 1 + sum(1 for t in self.tasks.values() if t.workspace_id == workspace.workspace_id)
         review_due_at = lifecycle.review_due(now)
         task = Task(
-            next(self._task_ids),
+            next(self._ids.tasks),
             workspace.workspace_id,
             number,
             request,
@@ -201,7 +132,7 @@ class Organization:
             if user is None:
                 name = invitation.email.split("@", 1)[0]
                 user = User(
-                    next(self._user_ids), invitation.email, invitation.role_name, name, wall
+                    next(self._ids.users), invitation.email, invitation.role_name, name, wall
                 )
                 self.users.append(user)
             if workspace_id is not None:
@@ -215,7 +146,7 @@ class Organization:
     def referenced_workspace(self, workspace_id: int | None) -> Workspace:
         """The workspace a request body names (default if none); unknown is a validation error."""
         if workspace_id is None:
-            return self.workspaces[1]
+            return self.default_workspace
         if workspace_id not in self.workspaces:
             raise ValidationFailed.single(
                 "WorkspaceId", f"Workspace {workspace_id} does not exist."

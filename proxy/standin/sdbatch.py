@@ -6,10 +6,10 @@ from datetime import datetime
 
 from aiohttp import web
 
+from .batches import BATCH_PROPERTIES, Batch
 from .bodies import Fields, read_json_object
 from .keys import ORGANIZATION, WALL_CLOCK
 from .listing import page_request, paginate, sorted_or_fail
-from .organization import BATCH_PROPERTIES, Batch
 from .paths import API_PREFIX
 from .query import Query
 
@@ -21,7 +21,7 @@ async def create_batch(request: web.Request) -> web.Response:
     description, workspace_id = fields.text("description"), fields.integer("workspaceId")
     fields.check()
     assert display_name is not None
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     batch = organization.add_batch(
         display_name, description, workspace_id, request.app[WALL_CLOCK]()
     )
@@ -36,7 +36,7 @@ async def get_batch(request: web.Request) -> web.Response:
         query.fail("batchId", "The batchId field is required.")
     query.check()
     assert batch_id is not None
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     return web.json_response(organization.batch_view(organization.batch(batch_id)))
 
 
@@ -49,7 +49,7 @@ async def batches_paginated(request: web.Request) -> web.Response:
     query = Query(request.query.items())
     start, end = query.date("startDate"), query.date("endDate")
     workspaces = set(query.integers("workspaceId"))
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     views = [
         organization.batch_view(batch)
         for batch in organization.batches.values()

@@ -55,7 +55,7 @@ def _named_task(request: web.Request) -> Task:
     if task_id is None and external_id is None and not query.errors:
         query.fail("taskId", "At least one of taskId or externalId must be specified.")
     query.check()
-    return request.app[ORGANIZATION].task(task_id, external_id)
+    return request[ORGANIZATION].task(task_id, external_id)
 
 
 def _view(request: web.Request, task: Task) -> dict[str, object]:
@@ -66,7 +66,9 @@ async def create_task(request: web.Request) -> web.Response:
     """POST sdtask/process: queue a task and return its status object."""
     task_request = parse_task_request(Fields(await read_json_object(request)))
     app = request.app
-    task = app[ORGANIZATION].add_task(task_request, app[LIFECYCLE], app[CLOCK](), app[WALL_CLOCK]())
+    task = request[ORGANIZATION].add_task(
+        task_request, app[LIFECYCLE], app[CLOCK](), app[WALL_CLOCK]()
+    )
     return web.json_response(_view(request, task))
 
 
@@ -77,7 +79,7 @@ async def task_status(request: web.Request) -> web.Response:
 
 def _listed(request: web.Request, query: Query) -> list[dict[str, object]]:
     task_filter = TaskFilter.from_query(query)
-    tasks = request.app[ORGANIZATION].tasks.values()
+    tasks = request[ORGANIZATION].tasks.values()
     views = ((task, _view(request, task)) for task in tasks)
     matched = [view for task, view in views if task_filter.matches(task, view)]
     return sorted_or_fail(matched, query, TASK_PROPERTIES)
@@ -118,7 +120,7 @@ async def set_external_integration_status(request: web.Request) -> web.Response:
 
 
 def _exportable_task(request: web.Request) -> Task:
-    task = request.app[ORGANIZATION].task(path_id(request, "taskId"))
+    task = request[ORGANIZATION].task(path_id(request, "taskId"))
     check_exportable(task, request.app[LIFECYCLE], request.app[CLOCK]())
     return task
 
@@ -130,7 +132,7 @@ async def export_data(request: web.Request) -> web.Response:
 
 async def transcript_export_data(request: web.Request) -> web.Response:
     """GET sdtask/GetExportData/Transcript/{taskId}."""
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     task = organization.task(path_id(request, "taskId"))
     check_transcript(task, organization.workspace(task.workspace_id).transcript)
     _exportable_task(request)

@@ -12,13 +12,13 @@ from .users import parse_invitations
 
 async def current_workspaces(request: web.Request) -> web.Response:
     """GET sdworkspace/CurrentWorkspaces: the default workspace first, then the configured ones."""
-    workspaces = request.app[ORGANIZATION].workspaces.values()
+    workspaces = request[ORGANIZATION].workspaces.values()
     return web.json_response([workspace.view() for workspace in workspaces])
 
 
 async def workspace_users(request: web.Request) -> web.Response:
     """GET sdworkspace/allusers/{workspaceId}."""
-    users = request.app[ORGANIZATION].users_of(path_id(request, "workspaceId"))
+    users = request[ORGANIZATION].users_of(path_id(request, "workspaceId"))
     return web.json_response([user.view() for user in users])
 
 
@@ -27,7 +27,7 @@ async def invite_workspace_users(request: web.Request) -> web.Response:
     fields = Fields(await read_json_object(request))
     workspace_id = fields.integer("workspaceId", required=True)
     invitations = parse_invitations(fields)
-    organization = request.app[ORGANIZATION]
+    organization = request[ORGANIZATION]
     workspace = organization.referenced_workspace(workspace_id)
     organization.invite(invitations, workspace.workspace_id, request.app[WALL_CLOCK]())
     return web.Response()

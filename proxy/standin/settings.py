@@ -6,26 +6,57 @@ metadata, which is also the flag's help text. `add_arguments` adds one flag per 
 the caller owns (only the CLI reads `sys.argv`); `settings_from_args` and `listen_from_args` read
 the parsed namespace back. Every bad value raises `StandinSettingsError`, whose message is one
 line naming the flag, for the CLI to print as it is.
+
+`organizations` is always the full list of organizations served: given (`--organization`), or
+else the one default organization, `demo`, made of `client_id` and `client_secret`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
-from dataclasses import Field, dataclass, field, fields
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field, fields
 
-from .faults import FAULT_FIELDS, FaultError, check_fault_value
+from .flag_values import REPEATABLE, converter, flag_for
+from .har import Recording
+from .organization_settings import (
+    DEFAULT_ORGANIZATION_NAME,
+    FORMAT,
+    OrganizationSettings,
+    demo_organizations,
+)
+from .setting_rules import StandinSettingsError, setting_problem
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "OrganizationSettings",
+    "StandinSettings",
+    "StandinSettingsError",
+    "add_arguments",
+    "demo_organizations",
+    "flag_for",
+    "listen_from_args",
+    "parse_listen",
+    "settings_from_args",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
-class StandinSettingsError(ValueError):
-    """A stand-in setting has a bad value; the message is one line and names the flag."""
+DEMO_CLIENT_ID = "demo-client"
+DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the stand-in's published demo secret
+_DEMO_ORGANIZATION = OrganizationSettings(
+    DEFAULT_ORGANIZATION_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+)
+_MIXED_CREDENTIALS = "not together with --organization, which gives each organization's own"
+_METAVARS = {"workspaces": "WORKSPACE", "organizations": FORMAT, "replay": "FILE.har"}
+_SHOWN_DEFAULTS = {
+    "client_secret": "hidden",
+    "organizations": f"one organization, {DEFAULT_ORGANIZATION_NAME!r}, with --client-id and"
+    " --client-secret",
+    "replay": "none",
+}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -37,12 +68,21 @@ class StandinSettings:
     """Everything that configures one stand-in; validated on construction."""
 
     client_id: str = field(
-        default="demo-client", metadata=_help("client id the token endpoint accepts")
+        default=DEMO_CLIENT_ID,
+        metadata=_help("client id of the default organization (without --organization)"),
     )
     client_secret: str = field(
-        default="demo-secret",
+        default=DEMO_CLIENT_SECRET,
         repr=False,
-        metadata=_help("client secret the token endpoint accepts"),
+        metadata=_help("client secret of the default organization (without --organization)"),
+    )
+    organizations: tuple[OrganizationSettings, ...] = field(
+        default=(),
+        metadata=_help(
+            "serve this organization, with its own workspaces, tasks, batches and users; the"
+            " secret is everything after the second colon (repeatable; replaces the default"
+            " organization)"
+        ),
     )
     token_lifetime_seconds: int = field(default=3600, metadata=_help("lifetime of issued tokens"))
     step_seconds: float = field(
@@ -62,13 +102,14 @@ class StandinSettings:
         default=3, metadata=_help("webhook deliveries per task before it stays in review")
     )
     default_workspace_name: str = field(
-        default="Default Workspace", metadata=_help("name of the organization's default workspace")
+        default="Default Workspace",
+        metadata=_help("name of every organization's default workspace"),
     )
     workspaces: tuple[str, ...] = field(
         default=(),
         metadata=_help(
-            "add a workspace with this name (repeatable; a name containing 'transcript'"
-            " makes a transcript workspace)"
+            "add a workspace with this name to every organization (repeatable; a name"
+            " containing 'transcript' makes a transcript workspace)"
         ),
     )
     fail_token_requests: int = field(default=0, metadata=_help("fail the next N token requests"))
@@ -89,100 +130,52 @@ class StandinSettings:
     retry_after_seconds: int = field(
         default=1, metadata=_help("Retry-After sent with counted refusals")
     )
+    replay: Recording | None = field(
+        default=None,
+        metadata=_help(
+            "answer an API request recorded in this HAR 1.2 file (same method, same path and"
+            " query byte for byte, order included) with the recorded response; several"
+            " recordings answer in order, the last repeating; tokens are checked as usual and"
+            " other requests simulated"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            problem = _problem(f.name, getattr(self, f.name))
+            problem = setting_problem(f.name, getattr(self, f.name))
             if problem:
                 raise StandinSettingsError(f"{flag_for(f.name)}: {problem}")
+        # Frozen, so through object.__setattr__: from here on the field lists every organization.
+        object.__setattr__(self, "organizations", self._served_organizations())
+
+    def _served_organizations(self) -> tuple[OrganizationSettings, ...]:
+        # The demo organization alone counts as "not given": so `dataclasses.replace` with a new
+        # client id, on settings whose list was derived, derives it again instead of failing.
+        if self.organizations in ((), (_DEMO_ORGANIZATION,)):
+            default = OrganizationSettings(
+                DEFAULT_ORGANIZATION_NAME, self.client_id, self.client_secret
+            )
+            return (default,)
+        if self.client_id != DEMO_CLIENT_ID or self.client_secret != DEMO_CLIENT_SECRET:
+            flag = "--client-id" if self.client_id != DEMO_CLIENT_ID else "--client-secret"
+            raise StandinSettingsError(f"{flag}: {_MIXED_CREDENTIALS}")
+        return self.organizations
 
 
-def flag_for(name: str) -> str:
-    """The command-line flag that sets field `name`."""
-    return "--workspace" if name == "workspaces" else "--" + name.replace("_", "-")
-
-
-def _text(value: object) -> str | None:
-    return None if isinstance(value, str) and value.strip() else "must not be empty"
-
-
-def _positive_int(value: object) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    return None if ok else "must be a whole number >= 1"
-
-
-def _seconds(value: object, *, allow_zero: bool) -> str | None:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and math.isfinite(value) and (value > 0 or (allow_zero and value == 0)):  # type: ignore[arg-type,operator]
-        return None
-    return "must be a number of seconds " + (">= 0" if allow_zero else "> 0")
-
-
-def _webhook_url(value: object) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL"
-    return None
-
-
-def _workspaces(value: object) -> str | None:
-    if not isinstance(value, tuple):
-        return "must be a tuple of workspace names"
-    if any(_text(name) for name in value):
-        return "workspace names must not be empty"
-    folded = [name.strip().casefold() for name in value]
-    if len(set(folded)) != len(folded):
-        return "workspace names must be unique"
-    return None
-
-
-_RULES: dict[str, Callable[[object], str | None]] = {
-    "client_id": _text,
-    "client_secret": _text,
-    "token_lifetime_seconds": _positive_int,
-    "step_seconds": lambda value: _seconds(value, allow_zero=True),
-    "webhook_url": _webhook_url,
-    "webhook_timeout_seconds": lambda value: _seconds(value, allow_zero=False),
-    "webhook_max_attempts": _positive_int,
-    "default_workspace_name": _text,
-    "workspaces": _workspaces,
-}
-
-
-def _problem(name: str, value: object) -> str | None:
-    """Why `value` is bad for field `name`, or None when it is fine."""
-    if name in FAULT_FIELDS:
-        try:
-            check_fault_value(name, value)
-        except FaultError as exc:
-            return exc.message
-        return None
-    return _RULES[name](value)
-
-
-def _parse_int(text: str) -> int:
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    return float(text)
-
-
-def _converter(f: Field[Any]) -> Callable[[Any], object]:
-    """How to turn the flag's raw argparse value back into the field's type."""
-    if f.name == "workspaces":
-        return tuple
-    if f.name == "webhook_url":
-        return lambda text: text.strip() or None
-    if isinstance(f.default, bool) or not isinstance(f.default, int | float):
-        return str
-    return _parse_int if isinstance(f.default, int) else _parse_float
+EPILOG = (
+    "Every /api call needs a token from POST /connect/token, and sees only the data of the"
+    " organization it was issued for. Request bodies over 1 MiB are refused with 413. Paths"
+    " under /_standin (no token) show and change the fault switches, revoke tokens and show"
+    " webhook deliveries; see the README."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `--listen` and one flag per `StandinSettings` field; unset flags keep the defaults."""
+    """Add `--listen` and one flag per `StandinSettings` field; unset flags keep the defaults.
+
+    Also gives `parser` the stand-in's `EPILOG`, unless it has an epilog of its own.
+    """
+    parser.epilog = parser.epilog or EPILOG
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -190,29 +183,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"address to listen on (default {DEFAULT_LISTEN})",
     )
     for f in fields(StandinSettings):
-        default = "hidden" if f.name == "client_secret" else repr(f.default)
+        repeatable = f.name in REPEATABLE
+        default = _SHOWN_DEFAULTS.get(f.name, repr(f.default))
         parser.add_argument(
             flag_for(f.name),
             dest=f.name,
             default=None,
-            action="append" if f.name == "workspaces" else "store",
-            metavar=f.name.upper().removesuffix("S") if f.name == "workspaces" else None,
+            action="append" if repeatable else "store",
+            metavar=_METAVARS.get(f.name),
             help=f"{f.metadata['help']} (default {default})",
         )
 
 
 def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
     """The settings the parsed flags describe; raises `StandinSettingsError` on a bad value."""
+    _refuse_mixed_credentials(ns)
     values: dict[str, object] = {}
     for f in fields(StandinSettings):
         raw = getattr(ns, f.name, None)
         if raw is None:
             continue
-        try:
-            values[f.name] = _converter(f)(raw)
-        except ValueError as exc:
-            raise StandinSettingsError(f"{flag_for(f.name)}: {raw!r} is not a number") from exc
+        values[f.name] = converter(f)(raw)
     return StandinSettings(**values)  # type: ignore[arg-type]
+
+
+def _refuse_mixed_credentials(ns: argparse.Namespace) -> None:
+    # Checked on the flags too: `--organization demo:demo-client:demo-secret --client-id x`
+    # would otherwise pass for the default organization with a new client id.
+    given = [flag for flag in ("client_id", "client_secret") if getattr(ns, flag, None)]
+    if given and getattr(ns, "organizations", None):
+        raise StandinSettingsError(f"{flag_for(given[0])}: {_MIXED_CREDENTIALS}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from .lifecycle import IntegrationStatus, Lifecycle, TaskStatus, status_text
 from .lifecycle import download_fails as _download_fails
 from .query import Query
 from .speakers import Speaker
-from .timestamps import iso_seconds
+from .timestamps import iso_seconds, iso_ticks
 
 DEFAULT_EXTERNAL_INTEGRATION_STATUS = "never"
 MAX_EXTERNAL_INTEGRATION_STATUS_LENGTH = 32
@@ -125,7 +125,8 @@ class Task:
             "externalId": self.request.external_id,
             "displayName": self.display_name,
             "description": self.request.description,
-            "createdOn": iso_seconds(self.created_on),
+            # .NET's seven fractional digits, like a batch's: one database writes both.
+            "createdOn": iso_ticks(self.created_on),
             "taskStatus": int(status),
             "integrationStatus": int(self.integration),
             "taskStatusText": status_text(status),

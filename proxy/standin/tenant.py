@@ -17,13 +17,13 @@ async def available_roles(request: web.Request) -> web.Response:
 
 async def tenant_users(request: web.Request) -> web.Response:
     """GET tenant/allusers."""
-    return web.json_response([user.view() for user in request.app[ORGANIZATION].users])
+    return web.json_response([user.view() for user in request[ORGANIZATION].users])
 
 
 async def invite_tenant_users(request: web.Request) -> web.Response:
     """POST tenant/inviteusers: `{"users": [{email, roleName}]}`, empty answer."""
     invitations = parse_invitations(Fields(await read_json_object(request)))
-    request.app[ORGANIZATION].invite(invitations, None, request.app[WALL_CLOCK]())
+    request[ORGANIZATION].invite(invitations, None, request.app[WALL_CLOCK]())
     return web.Response()
 
 

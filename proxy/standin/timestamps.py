@@ -1,8 +1,9 @@
 """How the API writes and reads times: pure functions, UTC throughout.
 
-Tasks and users carry second-precision ISO times with a `Z` (`2022-03-28T14:28:56Z`); batches carry
-the .NET round-trip form with seven fractional digits (`2023-08-08T08:55:29.7831583Z`). Both
-shapes are copied from the vendor's documented examples.
+The `createdOn` of tasks and of batches is the .NET round-trip form with seven fractional digits
+(`2023-08-08T08:55:29.7831583Z`), as the vendor's batch example shows and as .NET writes every
+DateTime it stores; users' `createdAt` and the other task times are second-precision ISO with a `Z`
+(`2022-03-28T14:28:56Z`), as in the vendor's user and task examples.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ def utc_now() -> datetime:
 
 
 def iso_seconds(moment: datetime) -> str:
-    """`2022-03-28T14:28:56Z`: the task and user time format."""
+    """`2022-03-28T14:28:56Z`: users' `createdAt`, a task's `preProcessingStartedOn`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_ticks(moment: datetime) -> str:
-    """`2023-08-08T08:55:29.7831583Z`: .NET's seven fractional digits (100 ns ticks)."""
+    """`2023-08-08T08:55:29.7831583Z`: .NET's seven fractional digits (100 ns ticks).
+
+    The `createdOn` of tasks and batches.
+    """
     utc = moment.astimezone(UTC)
     # Python keeps microseconds; the seventh digit of a .NET tick is therefore always 0.
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}0Z"

@@ -24,18 +24,18 @@ def _listing(speakers: list[Speaker], *, with_default: bool) -> web.Response:
 
 def _task(request: web.Request) -> Task:
     task_id, workspace_id = path_id(request, "taskId"), path_id(request, "workspaceId")
-    return request.app[ORGANIZATION].task_in_workspace(task_id, workspace_id)
+    return request[ORGANIZATION].task_in_workspace(task_id, workspace_id)
 
 
 async def workspace_speakers(request: web.Request) -> web.Response:
     """GET speakers/workspaces/{workspaceId}."""
-    workspace = request.app[ORGANIZATION].workspace(path_id(request, "workspaceId"))
+    workspace = request[ORGANIZATION].workspace(path_id(request, "workspaceId"))
     return _listing(workspace.speakers, with_default=False)
 
 
 async def replace_workspace_speakers(request: web.Request) -> web.Response:
     """PUT speakers/workspaces/{workspaceId}: the body's list replaces the workspace's."""
-    workspace = request.app[ORGANIZATION].workspace(path_id(request, "workspaceId"))
+    workspace = request[ORGANIZATION].workspace(path_id(request, "workspaceId"))
     speakers = parse_speakers(Fields(await read_json_object(request)), allow_single=False)
     workspace.speakers = speakers
     return _listing(workspace.speakers, with_default=False)

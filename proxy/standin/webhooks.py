@@ -27,9 +27,10 @@ import aiohttp
 from aiohttp import web
 
 from .exports import webhook_payload
-from .keys import CLOCK, LIFECYCLE, ORGANIZATION, SETTINGS, WALL_CLOCK, WEBHOOKS, Clock, WallClock
+from .keys import CLOCK, LIFECYCLE, ORGANIZATIONS, SETTINGS, WALL_CLOCK, WEBHOOKS, Clock, WallClock
 from .lifecycle import IntegrationStatus, Lifecycle, TaskStatus
 from .organization import Organization
+from .organizations import Organizations
 from .tasks import Task
 from .timestamps import iso_seconds
 
@@ -94,14 +95,14 @@ class WebhookDispatcher:
     def __init__(
         self,
         url: str | None,
-        organization: Organization,
+        organizations: Organizations,
         lifecycle: Lifecycle,
         clocks: tuple[Clock, WallClock],
         max_attempts: int,
     ) -> None:
         self.url = url
         self.records: deque[DeliveryRecord] = deque(maxlen=MAX_RECORDS)
-        self._organization, self._lifecycle = organization, lifecycle
+        self._organizations, self._lifecycle = organizations, lifecycle
         self._clock, self._wall_clock = clocks
         self._max_attempts = max_attempts
         self._session: aiohttp.ClientSession | None = None
@@ -116,12 +117,16 @@ class WebhookDispatcher:
         if self._session is None or self.url is None:
             return 0
         now = self._clock()
-        tasks = self._organization.tasks.values()
-        due = [t for t in tasks if delivery_due(t, self._lifecycle, now, self._max_attempts)]
-        for task in due:
+        due = [
+            (organization, task)
+            for organization in self._organizations
+            for task in organization.tasks.values()
+            if delivery_due(task, self._lifecycle, now, self._max_attempts)
+        ]
+        for organization, task in due:
             task.delivering, task.integration = True, IntegrationStatus.PENDING
             task.delivery_attempts += 1
-            job = asyncio.create_task(self._deliver(self._session, self.url, task))
+            job = asyncio.create_task(self._deliver(self._session, self.url, organization, task))
             self._running.add(job)
             job.add_done_callback(self._running.discard)
         return len(due)
@@ -142,9 +147,12 @@ class WebhookDispatcher:
             "deliveries": [record.view() for record in self.records],
         }
 
-    async def _deliver(self, session: aiohttp.ClientSession, url: str, task: Task) -> None:
+    async def _deliver(
+        self, session: aiohttp.ClientSession, url: str, organization: Organization, task: Task
+    ) -> None:
         generation, attempt = task.restart_count, task.delivery_attempts
-        status, error, body = await self._post(session, url, task)
+        transcript = organization.workspace(task.workspace_id).transcript
+        status, error, body = await self._post(session, url, task, transcript=transcript)
         if task.restart_count != generation:
             return  # restarted meanwhile: this outcome belongs to a run that no longer exists
         archived = status is not None and 200 <= status < 300
@@ -164,9 +172,8 @@ class WebhookDispatcher:
         )
 
     async def _post(
-        self, session: aiohttp.ClientSession, url: str, task: Task
+        self, session: aiohttp.ClientSession, url: str, task: Task, *, transcript: bool
     ) -> tuple[int | None, str | None, str]:
-        transcript = self._organization.workspace(task.workspace_id).transcript
         payload = webhook_payload(task, transcript=transcript, wall=self._wall_clock())
         try:
             async with session.post(url, json=payload, allow_redirects=False) as response:
@@ -190,7 +197,7 @@ def create_dispatcher(app: web.Application) -> WebhookDispatcher:
     settings = app[SETTINGS]
     return WebhookDispatcher(
         settings.webhook_url,
-        app[ORGANIZATION],
+        app[ORGANIZATIONS],
         app[LIFECYCLE],
         (app[CLOCK], app[WALL_CLOCK]),
         settings.webhook_max_attempts,
