@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.config import ConfigError, IPNetwork
+from proxy.config import Config, ConfigError, IPNetwork
 from proxy.errors import AccessDenied, KeyRequired
 
 ANONYMOUS = "anonymous"
@@ -242,3 +242,9 @@ class Access:
             return None
         now = self.wall_clock()
         return entry.name, issue_local_token(entry, now, LOCAL_TOKEN_LIFETIME_SECONDS)
+
+
+def access_of(config: Config, wall_clock: WallClock = time.time) -> Access:
+    """The access rules a configuration asks for; reads the keys file."""
+    keys = load_keys(config.inbound_keys_file) if config.inbound_keys_file else None
+    return Access(config.allow, keys, wall_clock)

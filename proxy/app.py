@@ -10,13 +10,15 @@ import aiohttp
 from aiohttp import web
 
 from proxy import logs
+from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import Config
 from proxy.errors import TOKEN_OUTCOMES
-from proxy.grants import Credentials, TokenClient
+from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle
-from proxy.keys import CONFIG, FRESH_SESSION, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
+from proxy.keys import FRESH_SESSION, LIVE, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
+from proxy.reload import Live
 from proxy.tokens import TokenCache
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -25,11 +27,13 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 def create_app(
     config: Config, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
 ) -> web.Application:
-    """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache."""
+    """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache.
+
+    Raises :class:`~proxy.config.ConfigError` for an unreadable or invalid keys file."""
     # Bodies up to the replay limit are read into memory; larger ones are streamed and never
     # meet this limit.
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
-    app[CONFIG] = config
+    app[LIVE] = Live(config, access_of(config))
     metrics = app[METRICS] = Metrics()
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
     app.cleanup_ctx.append(_upstream_sessions)
@@ -45,7 +49,7 @@ async def _unreachable(request: web.Request) -> web.StreamResponse:
 
 
 async def _upstream_sessions(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
+    config = app[LIVE].config
     pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size)
     fresh = aiohttp.TCPConnector(force_close=True, limit=0)
     async with _upstream_session(config, pooled) as session, _upstream_session(config, fresh) as f:
@@ -86,15 +90,20 @@ def credentials(config: Config) -> Credentials:
 
 def _token_cache(clock: Clock, sleep: Sleep) -> CleanupContext:
     async def token_cache(app: web.Application) -> AsyncIterator[None]:
-        config, metrics = app[CONFIG], app[METRICS]
+        live, metrics = app[LIVE], app[METRICS]
         for outcome in TOKEN_OUTCOMES:  # every outcome exported from the start, at 0
             metrics.token_fetches.labels(outcome)
         # A session of its own: token requests never pass through the upstream session's
         # settings (long read timeouts, shared pool) and never carry a Bearer token.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+
+            async def fetch() -> Grant:
+                # The credentials in force now: a reload may have changed them.
+                return await TokenClient(session, credentials(live.config)).fetch()
+
             cache = TokenCache(
-                TokenClient(session, credentials(config)).fetch,
-                refresh_margin_seconds=config.refresh_margin_seconds,
+                fetch,
+                refresh_margin_seconds=live.config.refresh_margin_seconds,
                 clock=clock,
                 sleep=sleep,
                 observe=lambda outcome: metrics.token_fetches.labels(outcome).inc(),

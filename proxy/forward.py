@@ -24,7 +24,7 @@ from proxy import headers
 from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
 from proxy.exchange import Exchange
 from proxy.grants import unreachable_reason
-from proxy.keys import CONFIG, FRESH_SESSION, TOKENS, UPSTREAM_SESSION
+from proxy.keys import FRESH_SESSION, LIVE, TOKENS, UPSTREAM_SESSION
 from proxy.policy import may_retry_stale, replayable
 from proxy.tokens import Token
 
@@ -87,7 +87,7 @@ async def forward(request: web.Request, exchange: Exchange) -> web.StreamRespons
 async def outgoing(request: web.Request) -> Outgoing:
     """Method, URL, headers and body for the upstream: decided before any token is fetched,
     so that a target that cannot be sent never costs a token request."""
-    config = request.app[CONFIG]
+    config = request.app[LIVE].config
     try:
         url = upstream_url(config.upstream, request.raw_path)
     except ValueError as exc:
@@ -132,7 +132,7 @@ async def _send_with_token(
 async def _send(
     app: web.Application, sending: Outgoing, token: Token, exchange: Exchange
 ) -> aiohttp.ClientResponse:
-    started, timeout = time.perf_counter(), app[CONFIG].upstream_read_timeout_seconds
+    started, timeout = time.perf_counter(), app[LIVE].config.upstream_read_timeout_seconds
     try:
         response = await _request(app[UPSTREAM_SESSION], sending, token)
     except STALE_CONNECTION as exc:
@@ -211,7 +211,7 @@ class RelayedResponse(web.StreamResponse):
 async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, exchange: Exchange
 ) -> web.StreamResponse:
-    config = request.app[CONFIG]
+    config = request.app[LIVE].config
     response = RelayedResponse(
         status=upstream.status,
         reason=upstream.reason,

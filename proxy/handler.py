@@ -12,11 +12,11 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from proxy import ops
+from proxy import ops, token_endpoint
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange, record
 from proxy.forward import forward
-from proxy.keys import METRICS, OBSERVERS
+from proxy.keys import LIVE, METRICS, OBSERVERS
 from proxy.problems import OTHER, answer, problem
 from proxy.refusals import refusal
 
@@ -29,6 +29,7 @@ async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     %0A in a path matches none, yet must reach the same chain. (aiohttp resolves routes before
     middlewares run, so this middleware is where the chain starts; ``handler`` is unused.)"""
     exchange = Exchange(request.method, request.raw_path, request.remote)
+    exchange.own = ops.is_own(request.raw_path)
     try:
         with request.app[METRICS].in_flight.track_inprogress():
             response = await _answer(request, exchange)
@@ -68,7 +69,13 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     )
     if refused is not None:
         raise refused
-    if ops.is_own(request.raw_path):
-        exchange.own = True
+    live = request.app[LIVE]
+    # Admit the client: its network first (403), then, where keys are required, its key (401).
+    live.access.check_network(request.remote)
+    if token_endpoint.is_token_request(request.path):
+        return await token_endpoint.answer(request, live.access, live.config.scope)
+    if not (exchange.own and ops.keyless(request.path)):
+        exchange.client = live.access.client(request.headers)
+    if exchange.own:
         return await ops.serve(request)
     return await forward(request, exchange)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import aiohttp
 from aiohttp import web
 
-from proxy.config import Config
 from proxy.exchange import Observer
 from proxy.metrics import Metrics
+from proxy.reload import Live
 from proxy.tokens import TokenCache
 
-CONFIG = web.AppKey("config", Config)
+# The configuration and access rules in force: a SIGHUP replaces what LIVE holds.
+LIVE = web.AppKey("live", Live)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", TokenCache)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)

@@ -34,12 +34,15 @@ class AccessRecord:
     duration_ms: float
     bytes: int
     resent: bool
+    # Who did it: the client's name (from the keys file, or "anonymous") and its TCP peer.
+    client: str = "anonymous"
+    peer: str = "-"
 
     def __str__(self) -> str:
         resent = " resent" if self.resent else ""
         return (
-            f"{self.method} {self.path} {self.status} {self.duration_ms:.1f}ms "
-            f"{self.bytes}B{resent}"
+            f"{self.peer} {self.client} {self.method} {self.path} {self.status} "
+            f"{self.duration_ms:.1f}ms {self.bytes}B{resent}"
         )
 
 
@@ -111,5 +114,7 @@ def log_exchange(exchange: Exchange) -> None:
         duration_ms=exchange.duration_seconds * 1000,
         bytes=exchange.body_bytes,
         resent=exchange.resent,
+        client=exchange.client,
+        peer=exchange.peer or "-",
     )
     logging.getLogger(ACCESS_LOGGER).info("%s", record, extra={"access": record})

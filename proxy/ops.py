@@ -41,8 +41,16 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 ENDPOINTS: dict[str, Endpoint] = {"healthz": healthz, "readyz": readyz, "metrics": metrics}
 
 
+# Probes carry no key, and say nothing of clients, keys or tokens.
+KEYLESS = frozenset({PREFIX + "healthz", PREFIX + "readyz"})
+
+
 def is_own(raw_path: str) -> bool:
     return raw_path.startswith(PREFIX)
+
+
+def keyless(path: str) -> bool:
+    return path in KEYLESS
 
 
 async def serve(request: web.Request) -> web.StreamResponse:

@@ -93,8 +93,10 @@ async def test_metrics_cover_requests_latency_tokens_and_resends(make_stack: Mak
     await stack.client.request("PROPFIND", "/api/x")
     text = await (await stack.client.get("/_proxy/metrics")).text()
     for line in (
-        'smartdoc_proxy_requests_total{method="GET",status="200"} 1.0',
-        'smartdoc_proxy_requests_total{method="OTHER",status="200"} 1.0',
+        'smartdoc_proxy_requests_total{client="anonymous",method="GET",operation="other",'
+        'status="200"} 1.0',
+        'smartdoc_proxy_requests_total{client="anonymous",method="OTHER",operation="other",'
+        'status="200"} 1.0',
         'smartdoc_proxy_token_fetches_total{outcome="success"} 2.0',
         "smartdoc_proxy_resends_total 1.0",
         "smartdoc_proxy_request_duration_seconds_count",

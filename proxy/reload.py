@@ -1,0 +1,45 @@
+"""What a SIGHUP may change while the proxy serves, and what needs a restart.
+
+:class:`Live` holds the rules in force, read per request; :func:`reloaded` is the pure rule
+that decides which of a new configuration's changes take effect now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from proxy.access import Access
+from proxy.config import Config
+
+# Settings bound into sockets, sessions or the process at start-up.
+NEEDS_RESTART = (
+    "listen",
+    "metrics_listen",
+    "upstream_pool_size",
+    "upstream_pool_timeout_seconds",
+    "upstream_connect_timeout_seconds",
+    "upstream_read_timeout_seconds",
+    "shutdown_grace_seconds",
+    "log_format",
+)
+
+
+@dataclass
+class Live:
+    """The configuration and access rules in force; a reload replaces them whole."""
+
+    config: Config
+    access: Access
+
+
+def reloaded(running: Config, new: Config) -> tuple[Config, list[str]]:
+    """The configuration to run after a reload, and the settings whose change was ignored
+    because it needs a restart. TLS can be reloaded, but not switched on or off."""
+    ignored = [name for name in NEEDS_RESTART if getattr(running, name) != getattr(new, name)]
+    if (running.tls_cert_file is None) != (new.tls_cert_file is None):
+        ignored.append("tls_cert_file")
+    kept = {name: getattr(running, name) for name in ignored}
+    if "tls_cert_file" in kept:
+        kept["tls_key_file"] = running.tls_key_file
+    return dataclasses.replace(new, **kept), ignored
