@@ -182,9 +182,9 @@ async def test_requests_sees_no_error_across_a_token_expiry_and_a_revocation(
     )
     metrics = response.text
     assert "smartdoc_proxy_resends_total 2.0" in metrics
-    requests = [line for line in metrics.splitlines() if line.startswith("smartdoc_proxy_requests")]
-    assert requests
-    assert not [line for line in requests if 'status="401"' in line]
+    counted = [line for line in metrics.splitlines() if line.startswith("smartdoc_proxy_requests")]
+    assert counted
+    assert not [line for line in counted if 'status="401"' in line]
 
 
 async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
