@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from proxy import logs
+from proxy import logs, secret_expiry
 from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import Config
 from proxy.errors import TOKEN_OUTCOMES
 from proxy.grants import Credentials, Grant, TokenClient
-from proxy.handler import handle
+from proxy.handler import handle, handle_ops
 from proxy.keys import FRESH_SESSION, LIVE, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
 from proxy.reload import Live
@@ -38,10 +38,21 @@ def create_app(
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
     app.cleanup_ctx.append(_upstream_sessions)
     app.cleanup_ctx.append(_token_cache(clock, sleep))
+    app.cleanup_ctx.append(secret_expiry.watch())
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
     app.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
     return app
+
+
+def ops_app(app: web.Application) -> web.Application:
+    """The proxy's own endpoints alone, for the ``--metrics-listen`` address; shares the
+    running ``app``'s state (its token cache, metrics and access rules)."""
+    ops = web.Application(middlewares=[handle_ops])
+    ops[LIVE], ops[METRICS], ops[OBSERVERS] = app[LIVE], app[METRICS], app[OBSERVERS]
+    ops[TOKENS] = app[TOKENS]
+    ops.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
+    return ops
 
 
 async def _unreachable(request: web.Request) -> web.StreamResponse:

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 import aiohttp
 from aiohttp import web
 
-from proxy import demo, logs
+from proxy import demo, logs, secret_expiry
 from proxy.app import create_app, credentials
-from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
+from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, load_config
 from proxy.errors import TokenError
 from proxy.grants import TokenClient
+from proxy.server import serve
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
     StandinSettingsError,
@@ -112,38 +113,8 @@ def _flag(value: str | list[str] | None) -> str | None:
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, config.log_level)
-    serve(create_app(config), config)
+    serve(create_app(config), config, load=lambda: _config(args, env))
     return 0
-
-
-def serve(app: web.Application, config: Config, announce: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then let requests in flight finish within the grace."""
-    if not config.listen.is_loopback:
-        logger.warning(
-            "listening on %s, not a loopback address: anyone who can reach it acts as the "
-            "organization on SmartDocumentor",
-            config.listen,
-        )
-
-    def listening(_: str) -> None:
-        # run_app calls this once every socket listens, so nothing is announced before then.
-        logger.info("proxy for %s listening on http://%s", config.upstream, config.listen)
-        if announce:
-            print(announce, flush=True)
-
-    try:
-        web.run_app(
-            app,
-            host=config.listen.host,
-            port=config.listen.port,
-            # aiohttp reads a timeout of 0 as "wait forever"; a grace of 0 means "don't wait".
-            shutdown_timeout=config.shutdown_grace_seconds or 0.001,
-            handler_cancellation=True,
-            access_log=None,
-            print=listening,
-        )
-    except OSError as exc:
-        raise _cannot_listen(OPTIONS_BY_NAME["listen"].sources, str(config.listen), exc) from exc
 
 
 def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
@@ -173,6 +144,9 @@ async def _check(config: Config) -> int:
         f"OK: {config.token_url} issued a Bearer token to client id {config.client_id!r}, "
         f"valid for {grant.lifetime_seconds:.0f} s"
     )
+    if config.secret_expires is not None:
+        left = secret_expiry.days_left(config.secret_expires, secret_expiry.today_utc())
+        print(f"  the client secret expires on {config.secret_expires}: {left} days left")
     return 0
 
 
@@ -192,5 +166,6 @@ def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     prepared = demo.prepare(listen)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
-    serve(demo.with_standin(create_app(config), prepared), config, demo.banner(prepared))
+    app = demo.with_standin(create_app(config), prepared)
+    serve(app, config, announce=lambda listen: demo.banner(prepared, listen))
     return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.config import Config, load_config
+from proxy.config import Config, Listen, load_config
 from proxy.standin import create_standin_app
 from proxy.standin.settings import StandinSettings
 
@@ -61,8 +61,9 @@ def with_standin(app: web.Application, demo: Demo) -> web.Application:
     return app
 
 
-def banner(demo: Demo) -> str:
-    proxy_url = f"http://{demo.config.listen}"
+def banner(demo: Demo, listen: Listen | None = None) -> str:
+    """What the demo prints once it listens; ``listen`` is the address it really got."""
+    proxy_url = f"http://{listen or demo.config.listen}"
     return "\n".join(
         (
             f"SmartDocumentor stand-in: {demo.standin_url} (client id {demo.settings.client_id})",

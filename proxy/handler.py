@@ -8,6 +8,7 @@ cut the connection and recorded what really happened.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,24 +24,37 @@ from proxy.refusals import refusal
 logger = logging.getLogger(__name__)
 
 
+Route = Callable[[web.Request, Exchange], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
 async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request, whatever route aiohttp matched: a CONNECT's authority-form target or a
     %0A in a path matches none, yet must reach the same chain. (aiohttp resolves routes before
     middlewares run, so this middleware is where the chain starts; ``handler`` is unused.)"""
+    return await _handle(request, _route)
+
+
+@web.middleware
+async def handle_ops(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The ``--metrics-listen`` address: the proxy's own endpoints only, without a key."""
+    return await _handle(request, _route_ops)
+
+
+async def _handle(request: web.Request, route: Route) -> web.StreamResponse:
     exchange = Exchange(request.method, request.raw_path, request.remote)
     exchange.own = ops.is_own(request.raw_path)
     try:
         with request.app[METRICS].in_flight.track_inprogress():
-            response = await _answer(request, exchange)
+            response = await _answer(request, exchange, route)
     finally:
         record(exchange, request.app[OBSERVERS])
     return response
 
 
-async def _answer(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web.StreamResponse:
     try:
-        response = await _route(request, exchange)
+        response = await route(request, exchange)
     except (ProxyError, web.HTTPException) as exc:
         response = answer(exc)
     except Exception:
@@ -79,3 +93,10 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     if exchange.own:
         return await ops.serve(request)
     return await forward(request, exchange)
+
+
+async def _route_ops(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    request.app[LIVE].access.check_network(request.remote)
+    if not exchange.own:
+        raise web.HTTPNotFound(text="this address serves only the proxy's own /_proxy/ endpoints")
+    return await ops.serve(request)

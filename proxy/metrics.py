@@ -12,7 +12,7 @@ from proxy.exchange import Exchange
 
 # *_created series double every counter's and histogram's output and nobody alerts on them.
 # (A process-wide switch of prometheus-client; the proxy is its only user in the process.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = ["Metrics", "method_label"]
 
@@ -65,6 +65,11 @@ class Metrics:
         self.resends = Counter(
             "smartdoc_proxy_resends",
             "Requests resent with a fresh token after a 401",
+            registry=registry,
+        )
+        self.secret_expiry_days = Gauge(
+            "smartdoc_proxy_secret_expires_in_days",
+            "Days until the client secret expires, from --secret-expires (NaN when not set)",
             registry=registry,
         )
         self.in_flight = Gauge(

@@ -73,7 +73,7 @@ async def test_running_out_of_file_descriptors_does_not_flood_the_log() -> None:
     lines = await _stderr_after_stop(process)
     assert not [line for line in lines if "Traceback" in line]
     emfile = [line for line in lines if "Too many open files" in line]
-    assert 1 <= len(emfile) <= 5, lines
+    assert 1 <= len(emfile) <= 8, lines  # at most one a second over the test's few seconds
 
 
 class Clock:

@@ -1,0 +1,214 @@
+"""Sockets, TLS, signals, reload and draining: the proxy as a running process.
+
+Order matters: every socket is bound first (a busy port is one line and exit 2, before any
+token is fetched), then the application starts, then it serves until SIGTERM or SIGINT, when
+it stops accepting, lets requests in flight finish within the grace, and says when it is done.
+SIGHUP reloads the configuration file, the inbound keys and the TLS certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.access import access_of
+from proxy.app import ops_app
+from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
+from proxy.keys import LIVE, TOKENS
+from proxy.reload import reloaded
+
+logger = logging.getLogger(__name__)
+
+Announce = Callable[[Listen], str | None]
+Loader = Callable[[], Config]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A listening socket and the address it got (port 0 picks a free one)."""
+
+    sock: socket.socket
+    listen: Listen
+
+
+def bind(listen: Listen, option: str) -> Bound:
+    """Bind and listen now, or raise :class:`ConfigError` naming the option."""
+    try:
+        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        raise ConfigError(
+            f"{OPTIONS_BY_NAME[option].sources}: cannot listen on {listen}: {exc.strerror or exc}"
+        ) from exc
+    sock.setblocking(False)
+    return Bound(sock, Listen(listen.host, sock.getsockname()[1]))
+
+
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """HTTPS for clients: TLS 1.2 and 1.3 only, with the library's modern cipher defaults."""
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_certificate(context, config)
+    return context
+
+
+def load_certificate(context: ssl.SSLContext, config: Config) -> None:
+    assert config.tls_cert_file is not None
+    assert config.tls_key_file is not None
+    try:
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{OPTIONS_BY_NAME['tls_cert_file'].sources}: cannot use "
+            f"{config.tls_cert_file.absolute()} with {config.tls_key_file.absolute()}: {exc}"
+        ) from exc
+
+
+def serve(
+    app: web.Application,
+    config: Config,
+    *,
+    load: Loader | None = None,
+    announce: Announce | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT. ``load`` re-reads the configuration on SIGHUP;
+    ``announce`` says what to print once the main socket listens."""
+    main = bind(config.listen, "listen")
+    metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
+    tls = server_tls(config)
+    asyncio.run(_serve(app, config, main, metrics, tls, load, announce))
+
+
+async def _serve(
+    app: web.Application,
+    config: Config,
+    main: Bound,
+    metrics: Bound | None,
+    tls: ssl.SSLContext | None,
+    load: Loader | None,
+    announce: Announce | None,
+) -> None:
+    grace = config.shutdown_grace_seconds or 0.001  # aiohttp reads 0 as "wait forever"
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    runners = [runner]
+    try:
+        await web.SockSite(runner, main.sock, ssl_context=tls).start()
+        if metrics is not None:
+            runners.append(await _metrics_site(app, metrics))
+        _say_what_runs(app, config, main, metrics, tls)
+        said = announce(main.listen) if announce else None
+        if said:
+            print(said, flush=True)
+        await _until_stopped(app, tls, load)
+        logger.info("stopping: no new connections; requests in flight have %.0f s", grace)
+    finally:
+        for each in reversed(runners):
+            await each.cleanup()
+    logger.info("stopped: every request in flight has finished or was cut at the grace")
+
+
+async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
+    """``/_proxy/metrics`` and the probes on their own address, without a key: for a scraper
+    inside the cluster. The allow-list still applies."""
+    runner = web.AppRunner(ops_app(app), access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, bound.sock).start()
+    return runner
+
+
+async def _until_stopped(
+    app: web.Application, tls: ssl.SSLContext | None, load: Loader | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _stopping(stop, signum))
+    if load is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, tls, load))
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
+
+def _stopping(stop: asyncio.Event, signum: int) -> Callable[[], None]:
+    def received() -> None:
+        logger.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    return received
+
+
+def reload(app: web.Application, tls: ssl.SSLContext | None, load: Loader) -> bool:
+    """Apply a re-read configuration, all or nothing: a bad one keeps the running one."""
+    live = app[LIVE]
+    try:
+        config, ignored = reloaded(live.config, load())
+        access = access_of(config)
+        if tls is not None:
+            load_certificate(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), config)
+            load_certificate(tls, config)
+    except ConfigError as exc:
+        logger.error("reload failed, the running configuration stays: %s", exc)
+        return False
+    live.config, live.access = config, access
+    for name in ignored:
+        logger.warning("reload: %s changed, which needs a restart; ignored", name)
+    # A fixed secret is tried at once, not after the backoff.
+    app[TOKENS].end_backoff()
+    keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
+    logger.info("reloaded the configuration: %s, %d allowed networks", keys, len(access.allow))
+    return True
+
+
+def _say_what_runs(
+    app: web.Application,
+    config: Config,
+    main: Bound,
+    metrics: Bound | None,
+    tls: ssl.SSLContext | None,
+) -> None:
+    access = app[LIVE].access
+    scheme = "https" if tls else "http"
+    keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
+    allowed = "".join(f", {network}" for network in access.allow)
+    logger.info(
+        "proxy for %s listening on %s://%s: token URL %s, client id %r, admitting this "
+        "machine%s, %s%s",
+        config.upstream,
+        scheme,
+        main.listen,
+        config.token_url,
+        config.client_id,
+        allowed,
+        keys,
+        f", metrics on http://{metrics.listen}" if metrics else "",
+    )
+    if not main.listen.is_loopback and access.keys is None:
+        logger.warning(
+            "listening on %s, not a loopback address, without keys: anyone who can reach it "
+            "from %s acts as the organization on SmartDocumentor",
+            main.listen,
+            "anywhere" if config.insecure_open and not access.allow else "the allowed networks",
+        )
+    if not main.listen.is_loopback and access.keys is not None and tls is None:
+        logger.warning(
+            "inbound keys travel in clear over plain HTTP on %s: serve HTTPS with "
+            "--tls-cert-file and --tls-key-file",
+            main.listen,
+        )
