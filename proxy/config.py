@@ -209,7 +209,7 @@ def _listen(value: str, name: str = "listen") -> Listen:
     if ":" in host and not bracketed:
         raise _fail(name, f"{value!r}: write an IPv6 address in brackets, as [::1]:8080")
     host = host[1:-1] if bracketed else host
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise _fail(name, f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
     return Listen(host, int(port))
 
