@@ -151,7 +151,7 @@ async def test_a_busy_port_is_one_line_and_no_token_is_fetched(fakes: Fakes) -> 
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--listen", "0.0.0.0:18099"], "--allow"),  # noqa: S104
+        (["--listen", "0.0.0.0:18099"], "--allow"),
         (["--upstream", "http://api.example.invalid"], "--allow-insecure-upstream"),
         (["--token-url", "http://id.example.invalid/connect/token"], "--allow-insecure-upstream"),
     ],
