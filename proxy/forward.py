@@ -67,8 +67,12 @@ def upstream_url(upstream: URL, raw_target: str) -> URL:
     Raises :class:`ValueError` for a target that cannot be sent that way.
     """
     if not raw_target.startswith("/"):
-        # absolute-form (RFC 9112 §3.2.2): keep its path and query, never its authority.
-        raw_target = URL(raw_target, encoded=True).raw_path_qs
+        # absolute-form (RFC 9112 §3.2.2): only for the upstream's own origin, and then its
+        # path and query; a target naming any other origin asks for an open proxy.
+        absolute = URL(raw_target, encoded=True)
+        if absolute.is_absolute() and absolute.origin() != upstream.origin():
+            raise ValueError("an absolute-form target for another origin is not forwarded")
+        raw_target = absolute.raw_path_qs
     if not raw_target.startswith("/"):
         raise ValueError("the request target has no absolute path")
     return URL(str(upstream) + raw_target, encoded=True)
