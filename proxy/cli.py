@@ -13,11 +13,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-import aiohttp
 from aiohttp import web
 
-from proxy import demo, logs
-from proxy.app import create_app
+from proxy import demo, egress, logs
+from proxy.app import create_app, token_session
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
 from proxy.grants import TokenClient, TokenError
 from proxy.standin import create_standin_app
@@ -95,7 +94,7 @@ def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, config.log_level)
-    serve(create_app(config), config)
+    serve(create_app(config, proxies=egress.EgressProxies.from_environment(env)), config)
     return 0
 
 
@@ -136,11 +135,11 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, "WARNING")
-    return asyncio.run(_check(config))
+    return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
 
 
-async def _check(config: Config) -> int:
-    async with aiohttp.ClientSession() as session:
+async def _check(config: Config, proxies: egress.EgressProxies) -> int:
+    async with token_session(config, proxies) as session:
         try:
             grant = await TokenClient(session, config).fetch()
         except TokenError as exc:

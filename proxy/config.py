@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Config:
     listen: Listen
     upstream: URL
     token_url: URL
+    # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
+    upstream_ca_file: Path | None
     client_id: str
     # Exactly one of the two is set. The literal secret stays out of repr() so that a logged
     # or printed Config never carries it.
@@ -101,6 +104,9 @@ OPTIONS: tuple[Option, ...] = (
            "--upstream", "URL"),
     Option("token_url", "SMARTDOC_TOKEN_URL", None,
            "OAuth2 token endpoint (default: upstream + /connect/token)", "--token-url", "URL"),
+    Option("upstream_ca_file", "SMARTDOC_UPSTREAM_CA_FILE", None,
+           "PEM CA bundle trusted in addition to the system's, for the upstream and the token "
+           "endpoint (a TLS-inspecting egress proxy's CA)", "--upstream-ca-file", "PATH"),
     Option("client_id", "SMARTDOC_CLIENT_ID", None,
            "the organization's client id (required)", "--client-id", "ID"),
     Option("client_secret_file", "SMARTDOC_CLIENT_SECRET_FILE", None,
@@ -201,6 +207,7 @@ def _build(raw: Mapping[str, str | None], require_credentials: bool) -> Config:
         listen=_listen(_required(raw, "listen")),
         upstream=upstream,
         token_url=_http_url("token_url", token_url) if token_url else upstream / TOKEN_PATH[1:],
+        upstream_ca_file=_readable_file(raw, "upstream_ca_file"),
         client_id=_required(raw, "client_id") if require_credentials else raw["client_id"] or "",
         client_secret=secret,
         client_secret_file=secret_file,
@@ -259,6 +266,22 @@ def _upstream(value: str | None) -> URL:
     if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
         raise _fail("upstream", f"{value!r} must be an origin such as {DEFAULT_UPSTREAM} (no path)")
     return url.origin()
+
+
+def _readable_file(raw: Mapping[str, str | None], name: str) -> Path | None:
+    """The named file as an absolute path, or ``None`` when unset; it must open for reading."""
+    value = raw[name]
+    if not value:
+        return None
+    path = Path(value).absolute()
+    try:
+        # Checked before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise _fail(name, f"{path} is not a readable file: not a regular file")
+        path.open("rb").close()
+    except OSError as exc:
+        raise _fail(name, f"{path} is not a readable file: {exc.strerror}") from exc
+    return path
 
 
 def _secret(
