@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 
-from proxy import demo, egress, logs
+from proxy import demo, egress, logs, loops
 from proxy.app import create_app, token_session
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
 from proxy.grants import TokenClient, TokenError
@@ -123,6 +123,7 @@ def serve(app: web.Application, config: Config, announce: str | None = None) -> 
             handler_cancellation=True,
             access_log=None,
             print=listening,
+            loop=loops.new_event_loop(),
         )
     except OSError as exc:
         raise _cannot_listen(OPTIONS_BY_NAME["listen"].sources, str(config.listen), exc) from exc
