@@ -15,6 +15,7 @@ import yaml
 from proxy.cli import build_parser
 from proxy.config import OPTIONS
 from tests.dockerfile import stages
+from tests.needs import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -41,9 +42,7 @@ def compose_command() -> list[str] | None:
 def test_compose_validates_the_file_against_its_schema() -> None:
     command = compose_command()
     if command is None:
-        pytest.skip(
-            "neither `docker compose` nor `docker-compose` is installed (.ci/run installs it)"
-        )
+        missing("neither `docker compose` nor `docker-compose` is installed (.ci/run installs it)")
     for profile in ([], ["--profile", "demo"]):
         result = subprocess.run(
             [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *profile,

@@ -32,6 +32,7 @@ from proxy.config import OPTIONS, load_config
 from proxy.standin import StandinSettings, create_standin_app
 from tests.dockerfile import Stage, stages
 from tests.fakes import free_port
+from tests.needs import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -168,13 +169,13 @@ class Installed:
 
 def _skip_unless_isolation_works() -> None:
     if os.geteuid() != 0:
-        pytest.skip("needs root: it drops to the image's uid and mounts a read-only root")
+        missing("not root: the test drops to the image's uid and mounts a read-only root")
     for tool in ("unshare", "setpriv"):
         if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} (util-linux)")
+            missing(f"{tool} (util-linux) is not installed")
     probe = subprocess.run([*READ_ONLY_ROOT, "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"cannot mount a read-only root here: {probe.stderr.strip()}")
+        missing(f"cannot mount a read-only root here: {probe.stderr.strip()}")
 
 
 def _run(*argv: str | Path) -> None:
