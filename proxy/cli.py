@@ -145,6 +145,8 @@ async def _check(config: Config, proxies: egress.EgressProxies) -> int:
             grant = await TokenClient(session, config).fetch()
         except TokenError as exc:
             print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
+            if (cause := egress.explain(exc.__cause__)) is not None:
+                print(f"  {cause}")
             if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
                 said = f": {exc.description}" if exc.description else ""
                 print(f"  the token endpoint said: {exc.code}{said}")

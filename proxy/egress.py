@@ -24,6 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import aiohttp
 from yarl import URL
 
 from proxy.config import ConfigError
@@ -114,6 +115,25 @@ def announce(what: str, target: URL, route: Route) -> None:
             target,
             route.shown,
         )
+
+
+def explain(exc: BaseException | None) -> str | None:
+    """The cause of a failed outgoing connection, in words safe to print (no credentials), for
+    the causes an operator can fix; ``None`` for any other."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = exc.certificate_error
+        reason = getattr(error, "verify_message", None) or str(error)
+        return (
+            f"the certificate of {exc.host}:{exc.port} is not trusted ({reason}); behind an "
+            "egress proxy that inspects TLS, name its CA with --upstream-ca-file"
+        )
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"cannot connect to the egress proxy {exc.host}:{exc.port} ({exc.strerror})"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the egress proxy refused the tunnel: {exc.status} {exc.message}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
+    return None
 
 
 def _split_port(entry: str) -> tuple[str, int | None]:

@@ -24,7 +24,7 @@ from yarl import URL
 
 from proxy.app import create_app
 from proxy.config import ConfigError, load_config
-from proxy.egress import DIRECTLY, EgressProxies, bypasses
+from proxy.egress import DIRECTLY, EgressProxies, bypasses, explain
 from tests.fakes import (
     CLIENT_ID,
     SECRET,
@@ -374,5 +374,64 @@ async def test_check_goes_through_the_egress_proxy_and_trusts_the_ca_file(
     assert trusted[1].startswith(f"OK: {token_url} issued a Bearer token")
     assert refused[0] == 1
     assert refused[1].startswith("FAILED: the token endpoint is unreachable")
+    port = https_targets.token_server.port
+    assert f"  the certificate of 127.0.0.1:{port} is not trusted (" in refused[1]
     assert [a.method for a in egress.asked] == ["CONNECT", "CONNECT"]
     assert SECRET.encode() not in egress.seen
+
+
+async def failure(url: str, proxy: str | None = None) -> BaseException:
+    """What a real request to ``url`` (through ``proxy``) raised."""
+    async with aiohttp.ClientSession(proxy=proxy) as session:
+        with pytest.raises(aiohttp.ClientError) as caught:
+            await session.get(url)
+    return caught.value
+
+
+async def test_explain_names_an_untrusted_certificate_and_the_option_that_fixes_it(
+    https_targets: Targets,
+) -> None:
+    port = https_targets.upstream_server.port
+
+    explained = explain(await failure(f"https://127.0.0.1:{port}/"))
+
+    assert explained == (
+        f"the certificate of 127.0.0.1:{port} is not trusted (unable to get local issuer "
+        "certificate); behind an egress proxy that inspects TLS, name its CA with "
+        "--upstream-ca-file"
+    )
+
+
+async def test_explain_names_an_egress_proxy_that_is_not_there(https_targets: Targets) -> None:
+    port, nobody = https_targets.upstream_server.port, free_port()
+
+    explained = explain(await failure(f"https://127.0.0.1:{port}/", f"http://127.0.0.1:{nobody}"))
+
+    assert explained is not None
+    assert explained.startswith(f"cannot connect to the egress proxy 127.0.0.1:{nobody} (")
+
+
+async def test_explain_names_an_egress_proxy_s_refusal_without_its_credentials(
+    https_targets: Targets,
+) -> None:
+    port = https_targets.upstream_server.port
+    async with forward_proxy(require_auth="Basic other") as egress:
+        proxy = f"http://user:hunter2@127.0.0.1:{egress.port}"
+
+        explained = explain(await failure(f"https://127.0.0.1:{port}/", proxy))
+
+    assert explained == "the egress proxy refused the tunnel: 407 Proxy Authentication Required"
+
+
+async def test_explain_names_a_target_that_is_not_there() -> None:
+    nobody = free_port()
+
+    explained = explain(await failure(f"https://127.0.0.1:{nobody}/"))
+
+    assert explained is not None
+    assert explained.startswith(f"cannot connect to 127.0.0.1:{nobody} (")
+
+
+def test_explain_says_nothing_of_other_failures() -> None:
+    assert explain(None) is None
+    assert explain(TimeoutError()) is None
