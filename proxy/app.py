@@ -31,7 +31,7 @@ def create_app(
     config: Config,
     *,
     clock: Clock = time.monotonic,
-    proxies: egress.EgressProxies = egress.DIRECT,
+    proxies: egress.EgressProxies = egress.NO_PROXIES,
 ) -> web.Application:
     """The proxy as an aiohttp application. ``clock`` is the token cache's monotonic clock;
     ``proxies`` are the egress proxies the upstream and the token endpoint are reached through.

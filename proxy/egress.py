@@ -77,7 +77,7 @@ class EgressProxies:
         return chosen
 
 
-DIRECT = EgressProxies()
+NO_PROXIES = EgressProxies()
 
 
 def bypasses(host: str, port: int | None, no_proxy: Sequence[str]) -> bool:
@@ -105,7 +105,7 @@ def announce(what: str, target: URL, route: Route) -> None:
     if route.proxy is None:
         return
     logger.info(
-        "%s %s: through the egress proxy %s (%s)", what, target, route.proxy, route.variable
+        "%s %s: through the egress proxy %s (%s)", what, target, route.shown, route.variable
     )
     if target.scheme == "http":
         logger.warning(

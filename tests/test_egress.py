@@ -199,8 +199,13 @@ async def test_https_proxy_is_not_used_for_http_targets(
 
 
 async def test_credentials_in_the_proxy_url_reach_the_egress_proxy_and_nothing_else(
-    aiohttp_client, https_targets: Targets, upstream: FakeUpstream, ca_file: Path
+    aiohttp_client,
+    https_targets: Targets,
+    upstream: FakeUpstream,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
     expected = "Basic " + base64.b64encode(b"corp\\user:p@ss").decode()
     async with forward_proxy(require_auth=expected) as egress:
         proxy_url = f"http://corp%5Cuser:p%40ss@127.0.0.1:{egress.port}"
@@ -213,6 +218,9 @@ async def test_credentials_in_the_proxy_url_reach_the_egress_proxy_and_nothing_e
         assert response.status == 200, await response.text()
     assert [a.headers.get("proxy-authorization") for a in egress.asked] == [expected, expected]
     assert "Proxy-Authorization" not in upstream.received[0].headers
+    assert f"through the egress proxy http://127.0.0.1:{egress.port} (HTTPS_PROXY)" in caplog.text
+    assert "p%40ss" not in caplog.text
+    assert "p@ss" not in caplog.text
 
 
 async def test_an_egress_proxy_that_refuses_the_tunnel_makes_the_token_unavailable(
