@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-import trustme
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
@@ -39,25 +37,6 @@ from tests.test_cli import base_env, run_cli
 from tests.test_shutdown import Proxy, wait_until_healthy
 
 API_PATH = "/api/v1.0/external/sdworkspace/CurrentWorkspaces"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "corporate-ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
-@pytest.fixture
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
 
 
 @dataclass

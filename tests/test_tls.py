@@ -31,25 +31,6 @@ API_PATH = "/api/v1.0/external/sdtask/status"
 OPTION_NAMES = "--upstream-ca-file / SMARTDOC_UPSTREAM_CA_FILE"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "corporate-ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
-@pytest.fixture
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
 def load(**flags: str) -> object:
     return load_config({"client_id": CLIENT_ID} | flags, {"SMARTDOC_CLIENT_SECRET": SECRET})
 
