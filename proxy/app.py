@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
-from proxy import logs, secret_expiry
+from proxy import egress, logs, secret_expiry, tls
 from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import Config
@@ -25,19 +27,27 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(
-    config: Config, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    config: Config,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    proxies: egress.EgressProxies = egress.NO_PROXIES,
 ) -> web.Application:
-    """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache.
+    """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache;
+    ``proxies`` are the egress proxies the upstream and the token endpoint are reached through.
 
-    Raises :class:`~proxy.config.ConfigError` for an unreadable or invalid keys file."""
+    Raises :class:`~proxy.config.ConfigError` for an unreadable or invalid keys or CA file."""
+    # Built now, before anything listens: a CA file that holds no certificate stops the
+    # command line with one line.
+    tls_context = tls.client_context(config.upstream_ca_file)
     # Bodies up to the replay limit are read into memory; larger ones are streamed and never
     # meet this limit.
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[LIVE] = Live(config, access_of(config))
     metrics = app[METRICS] = Metrics()
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
-    app.cleanup_ctx.append(_upstream_sessions)
-    app.cleanup_ctx.append(_token_cache(clock, sleep))
+    app.cleanup_ctx.append(_upstream_sessions(tls_context, proxies))
+    app.cleanup_ctx.append(_token_cache(clock, sleep, tls_context, proxies))
     app.cleanup_ctx.append(secret_expiry.watch())
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
@@ -59,16 +69,50 @@ async def _unreachable(request: web.Request) -> web.StreamResponse:
     raise AssertionError("proxy.handler.handle answers every request")
 
 
-async def _upstream_sessions(app: web.Application) -> AsyncIterator[None]:
-    config = app[LIVE].config
-    pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size)
-    fresh = aiohttp.TCPConnector(force_close=True, limit=0)
-    async with _upstream_session(config, pooled) as session, _upstream_session(config, fresh) as f:
-        app[UPSTREAM_SESSION], app[FRESH_SESSION] = session, f
-        yield
+def token_session(
+    config: Config,
+    proxies: egress.EgressProxies,
+    tls_context: ssl.SSLContext | None = None,
+) -> aiohttp.ClientSession:
+    """The session token requests go through, for the proxy and for ``check`` alike.
+
+    A session of its own: token requests never pass through the upstream session's settings
+    (long read timeouts, shared pool) and never carry a Bearer token.
+    """
+    route = proxies.route(config.token_url)
+    egress.announce("token endpoint", config.token_url, route)
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            ssl=tls_context or tls.client_context(config.upstream_ca_file)
+        ),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        proxy=route.proxy,
+    )
 
 
-def _upstream_session(config: Config, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+def _upstream_sessions(
+    tls_context: ssl.SSLContext, proxies: egress.EgressProxies
+) -> CleanupContext:
+    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
+        config = app[LIVE].config
+        route = proxies.route(config.upstream)
+        egress.announce("upstream", config.upstream, route)
+        pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size, ssl=tls_context)
+        # Never reuses a connection: for the one retry after a stale keep-alive one.
+        fresh = aiohttp.TCPConnector(force_close=True, limit=0, ssl=tls_context)
+        async with (
+            _upstream_session(config, pooled, route.proxy) as session,
+            _upstream_session(config, fresh, route.proxy) as fresh_session,
+        ):
+            app[UPSTREAM_SESSION], app[FRESH_SESSION] = session, fresh_session
+            yield
+
+    return upstream_sessions
+
+
+def _upstream_session(
+    config: Config, connector: aiohttp.BaseConnector, proxy: URL | None
+) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
@@ -82,6 +126,7 @@ def _upstream_session(config: Config, connector: aiohttp.BaseConnector) -> aioht
         auto_decompress=False,
         # One session serves every client: a cookie set for one must never be sent for another.
         cookie_jar=aiohttp.DummyCookieJar(),
+        proxy=proxy,
     )
 
 
@@ -99,14 +144,14 @@ def credentials(config: Config) -> Credentials:
     )
 
 
-def _token_cache(clock: Clock, sleep: Sleep) -> CleanupContext:
+def _token_cache(
+    clock: Clock, sleep: Sleep, tls_context: ssl.SSLContext, proxies: egress.EgressProxies
+) -> CleanupContext:
     async def token_cache(app: web.Application) -> AsyncIterator[None]:
         live, metrics = app[LIVE], app[METRICS]
         for outcome in TOKEN_OUTCOMES:  # every outcome exported from the start, at 0
             metrics.token_fetches.labels(outcome)
-        # A session of its own: token requests never pass through the upstream session's
-        # settings (long read timeouts, shared pool) and never carry a Bearer token.
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async with token_session(live.config, proxies, tls_context) as session:
 
             async def fetch() -> Grant:
                 # The credentials in force now: a reload may have changed them.

@@ -13,11 +13,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-import aiohttp
 from aiohttp import web
 
-from proxy import demo, logs, secret_expiry
-from proxy.app import create_app, credentials
+from proxy import demo, egress, logs, secret_expiry
+from proxy.app import create_app, credentials, token_session
 from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, load_config
 from proxy.errors import TokenError
 from proxy.grants import TokenClient
@@ -113,7 +112,8 @@ def _flag(value: str | list[str] | None) -> str | None:
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, config.log_level)
-    serve(create_app(config), config, load=lambda: _config(args, env))
+    app = create_app(config, proxies=egress.EgressProxies.from_environment(env))
+    serve(app, config, load=lambda: _config(args, env))
     return 0
 
 
@@ -124,15 +124,17 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, "WARNING")
-    return asyncio.run(_check(config))
+    return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
 
 
-async def _check(config: Config) -> int:
-    async with aiohttp.ClientSession() as session:
+async def _check(config: Config, proxies: egress.EgressProxies) -> int:
+    async with token_session(config, proxies) as session:
         try:
             grant = await TokenClient(session, credentials(config)).fetch()
         except TokenError as exc:
             print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
+            if (cause := egress.explain(exc.__cause__)) is not None:
+                print(f"  {cause}")
             if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
                 said = f": {exc.description}" if exc.description else ""
                 print(f"  the token endpoint said: {exc.code}{said}")

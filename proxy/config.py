@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ class Config:
     tls_key_file: Path | None
     metrics_listen: Listen | None
     secret_expires: date | None
+    # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
+    upstream_ca_file: Path | None
 
     @property
     def public_origin(self) -> str | None:
@@ -188,6 +191,7 @@ def _parse(raw: Mapping[str, str | None]) -> Config:
         if raw["metrics_listen"]
         else None,
         secret_expires=_date(raw, "secret_expires"),
+        upstream_ca_file=_readable_file(raw, "upstream_ca_file"),
     )
 
 
@@ -294,6 +298,22 @@ def _file(raw: Mapping[str, str | None], name: str) -> Path | None:
     path = Path(value).expanduser()
     if not path.is_file():
         raise _fail(name, f"{path.absolute()} is not a readable file")
+    return path
+
+
+def _readable_file(raw: Mapping[str, str | None], name: str) -> Path | None:
+    """The named file as an absolute path, or ``None`` when unset; it must open for reading."""
+    value = raw[name]
+    if not value:
+        return None
+    path = Path(value).absolute()
+    try:
+        # Checked before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise _fail(name, f"{path} is not a readable file: not a regular file")
+        path.open("rb").close()
+    except OSError as exc:
+        raise _fail(name, f"{path} is not a readable file: {exc.strerror}") from exc
     return path
 
 

@@ -39,6 +39,9 @@ OPTIONS: tuple[Option, ...] = (
            "--upstream", "URL"),
     Option("token_url", "SMARTDOC_TOKEN_URL", None,
            "OAuth2 token endpoint (default: upstream + /connect/token)", "--token-url", "URL"),
+    Option("upstream_ca_file", "SMARTDOC_UPSTREAM_CA_FILE", None,
+           "PEM CA bundle trusted in addition to the system's, for the upstream and the token "
+           "endpoint (a TLS-inspecting egress proxy's CA)", "--upstream-ca-file", "PATH"),
     Option("client_id", "SMARTDOC_CLIENT_ID", None,
            "the organization's client id (required)", "--client-id", "ID"),
     Option("client_secret_file", "SMARTDOC_CLIENT_SECRET_FILE", None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy import loops
 from proxy.access import access_of
 from proxy.app import ops_app
 from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
@@ -89,7 +90,9 @@ def serve(
     main = bind(config.listen, "listen")
     metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
     tls = server_tls(config)
-    asyncio.run(_serve(app, config, main, metrics, tls, load, announce))
+    # uvloop's loop when it is installed (proxy.loops says which, in the log).
+    with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
+        runner.run(_serve(app, config, main, metrics, tls, load, announce))
 
 
 async def _serve(

@@ -1,12 +1,15 @@
 """Fixtures: a fake token endpoint, a fake upstream and the proxy in front of them, each a
-real server on loopback."""
+real server on loopback; and a throwaway CA for the HTTPS fakes."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import trustme
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.app import create_app
@@ -70,3 +73,24 @@ def make_stack(aiohttp_server, aiohttp_client, endpoint, upstream, clock) -> Mak
         return Stack(client, endpoint, upstream, clock, config, token_server, upstream_server)
 
     return make
+
+
+# A CA made for the test, which no system trusts, and an HTTPS fake's certificate from it
+# (for 127.0.0.1): the egress and TLS tests.
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "corporate-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context

@@ -490,12 +490,14 @@ def test_example_toml_uncommented_loads_and_yields_the_defaults(tmp_path: Path) 
     settings, _ = uncommented_example(EXAMPLE_TOML.read_text(encoding="utf-8"))
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET, encoding="utf-8")
-    # The example names a secret file that does not exist here; the flag overrides it.
-    overrides = {"config": write_toml(tmp_path, settings), "client_secret_file": str(secret_file)}
+    # The example names files that do not exist here, and that have no default: flags
+    # override them in both.
+    files = {"client_secret_file": str(secret_file), "upstream_ca_file": str(secret_file)}
+    overrides = {"config": write_toml(tmp_path, settings)} | files
 
     from_example = load_config(overrides, {})
     client_id = from_example.client_id
-    defaults = load_config({"client_id": client_id, "client_secret_file": str(secret_file)}, {})
+    defaults = load_config({"client_id": client_id} | files, {})
 
     assert client_id
     assert from_example == defaults
