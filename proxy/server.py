@@ -9,6 +9,7 @@ SIGHUP reloads the configuration file, the inbound keys and the TLS certificate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -28,6 +29,8 @@ from proxy.reload import reloaded
 logger = logging.getLogger(__name__)
 
 Announce = Callable[[Listen], str | None]
+# How often the keys file and the certificate are checked for a change.
+FILE_CHECK_SECONDS = 2.0
 Loader = Callable[[], Config]
 
 
@@ -140,13 +143,45 @@ async def _until_stopped(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping(stop, signum))
+    watcher = None
     if load is not None:
         loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, tls, load))
+        watcher = asyncio.create_task(_watch_files(app, tls, load), name="file watcher")
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+def _stamp(config: Config) -> tuple[object, ...]:
+    """What identifies the files a reload would read: a Kubernetes Secret update swaps a
+    symlink, which changes the inode the path resolves to."""
+    stamps: list[object] = []
+    for path in (config.inbound_keys_file, config.tls_cert_file, config.tls_key_file):
+        try:
+            info = path.stat() if path is not None else None
+        except OSError:
+            info = None
+        stamps.append(None if info is None else (info.st_ino, info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
+
+
+async def _watch_files(app: web.Application, tls: ssl.SSLContext | None, load: Loader) -> None:
+    # The kubelet sends no SIGHUP when a mounted Secret changes: notice a changed keys file
+    # or certificate and reload as SIGHUP would.
+    seen = _stamp(app[LIVE].config)
+    while True:
+        await asyncio.sleep(FILE_CHECK_SECONDS)
+        now = _stamp(app[LIVE].config)
+        if now != seen:
+            logger.info("the keys file or the certificate changed: reloading")
+            reload(app, tls, load)
+            seen = _stamp(app[LIVE].config)
 
 
 def _stopping(stop: asyncio.Event, signum: int) -> Callable[[], None]:

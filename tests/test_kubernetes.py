@@ -215,7 +215,10 @@ def test_prometheus_is_told_where_the_metrics_are(
 
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/_proxy/metrics"
-    assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["SMARTDOC_PROXY_METRICS_LISTEN"].endswith(f":{ports['metrics']}")
 
 
 def test_the_service_reaches_the_pods_on_their_port(resources: dict[str, Resource]) -> None:
@@ -238,7 +241,7 @@ def test_the_network_policy_admits_the_namespace_and_lets_out_only_dns_and_https
     (ingress,) = policy["ingress"]
     # A bare podSelector selects pods of the policy's own namespace, and no others.
     assert ingress["from"] == [{"podSelector": {}}]
-    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]
     allowed_out = {
         (port["port"], port["protocol"]) for rule in policy["egress"] for port in rule["ports"]
     }

@@ -335,3 +335,22 @@ async def test_run_listen_port_zero_picks_a_free_port_and_says_which(fakes: Fake
     finally:
         process.terminate()
         await process.communicate()
+
+
+async def test_a_changed_keys_file_is_reloaded_without_a_signal(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice {ALICE}\n")
+    async with running(fakes, "--inbound-keys-file", str(keys)) as proxy:
+
+        async def status_for(key: str) -> int:
+            return (await fetch(proxy.url + "/api/x", headers={"X-Proxy-Key": key}))[0]
+
+        assert await status_for(BOB) == 401
+        # As a Kubernetes Secret update does it: a new file swapped in under the same path.
+        swapped = tmp_path / "keys.new"
+        swapped.write_text(f"bob {BOB}\n")
+        swapped.replace(keys)
+        await _eventually(lambda: status_for(BOB), 200, seconds=8)
+        assert await status_for(ALICE) == 401
