@@ -241,7 +241,10 @@ def test_the_network_policy_admits_the_namespace_and_lets_out_only_dns_and_https
     (ingress,) = policy["ingress"]
     # A bare podSelector selects pods of the policy's own namespace, and no others.
     assert ingress["from"] == [{"podSelector": {}}]
-    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]
+    assert ingress["ports"] == [
+        {"port": 8080, "protocol": "TCP"},
+        {"port": 9090, "protocol": "TCP"},
+    ]
     allowed_out = {
         (port["port"], port["protocol"]) for rule in policy["egress"] for port in rule["ports"]
     }
