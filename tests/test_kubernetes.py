@@ -129,7 +129,7 @@ def test_two_or_more_replicas_spread_and_kept_through_disruptions(
 
 def test_probes_ask_readyz_and_healthz_on_the_image_s_port(container: Resource) -> None:
     image_port = int(stages(ROOT / "Dockerfile")[-1].last("EXPOSE"))
-    (port,) = container["ports"]
+    port = next(port for port in container["ports"] if port["name"] == "http")
 
     assert port["containerPort"] == image_port
     assert container["readinessProbe"]["httpGet"] == {"path": "/_proxy/readyz", "port": "http"}
