@@ -24,6 +24,8 @@ class Exchange:
     raw_target: str
     peer: str | None
     client: str = "anonymous"
+    # The organization whose token the request used ("default" with one organization).
+    organization: str = "default"
     started: float = field(default_factory=time.perf_counter)
     status: int = CLIENT_CLOSED
     response_started: bool = False
