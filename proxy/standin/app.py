@@ -38,7 +38,7 @@ from .replay import Replay, replay_middleware
 from .settings import StandinSettings
 from .timestamps import utc_now
 from .tokens import TokenStore
-from .webhooks import create_dispatcher, redact, webhook_context
+from .webhooks import WebhookDispatcher, redact, webhook_context
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,13 @@ def _add_state(
     app[TOKENS] = TokenStore(settings.token_lifetime_seconds)
     app[FAULTS] = FaultSwitch(_initial_faults(settings, clock()), clock)
     app[ORGANIZATIONS] = Organizations(settings, wall())
-    app[WEBHOOKS] = create_dispatcher(app)
+    app[WEBHOOKS] = WebhookDispatcher(
+        settings.webhook_url,
+        app[ORGANIZATIONS],
+        app[LIFECYCLE],
+        (clock, wall),
+        settings.webhook_max_attempts,
+    )
     app[REPLAY] = Replay(settings.replay)
 
 
@@ -80,15 +86,17 @@ def create_standin_app(
     and fault windows; `wall_clock` gives aware UTC datetimes for `createdOn` and friends. Tests
     inject both to move time instead of sleeping.
     """
-    app = web.Application(
-        middlewares=[problem_middleware, fault_middleware, bearer_middleware, replay_middleware],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     _add_state(app, settings, clock or time.monotonic, wall_clock or utc_now)
+    # Middlewares get their state handed in, so the modules that define it import no keys.
+    app.middlewares.extend(
+        (problem_middleware, fault_middleware(app[FAULTS]), bearer_middleware,
+         replay_middleware(app[REPLAY]))
+    )  # fmt: skip
     for module in (oauth, sdtask, sdbatch, sdworkspace, tenant, transcripts, admin):
         app.router.add_routes(module.routes)
-    app.cleanup_ctx.append(webhook_context)
-    app.on_shutdown.append(release_on_shutdown)
+    app.cleanup_ctx.append(webhook_context(app[WEBHOOKS], settings))
+    app.on_shutdown.append(release_on_shutdown(app[FAULTS]))
     webhook = redact(settings.webhook_url) if settings.webhook_url else None
     logger.debug("stand-in assembled: %r, webhook %s", settings, webhook)
     if settings.replay:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
+from .clocks import Clock
 from .faults import (
     ApiFault,
     FaultState,
@@ -27,7 +28,6 @@ from .faults import (
     next_token_fault,
     with_changes,
 )
-from .keys import FAULTS, Clock
 from .paths import TOKEN_PATH, is_api_path
 from .problems import problem_response
 
@@ -108,13 +108,17 @@ class FaultSwitch:
         self._release = asyncio.Event()
 
 
-async def release_on_shutdown(app: web.Application) -> None:
+def release_on_shutdown(switch: FaultSwitch) -> Callable[[web.Application], Awaitable[None]]:
     """`on_shutdown` hook: free hung requests before aiohttp waits for handlers to finish.
 
     Shutdown runs before the server waits for in-flight handlers, whereas `cleanup_ctx` exits only
     after that wait, too late to help.
     """
-    app[FAULTS].release_hung()
+
+    async def release(app: web.Application) -> None:
+        switch.release_hung()
+
+    return release
 
 
 def _refusal(fault: ApiFault) -> web.Response:
@@ -125,14 +129,19 @@ def _refusal(fault: ApiFault) -> web.Response:
     )
 
 
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Add the configured latency to token and API calls, and refuse API calls while switched on."""
-    api_call = is_api_path(request.path)
-    if not api_call and request.path != TOKEN_PATH:
-        return await handler(request)
-    switch = request.app[FAULTS]
-    if switch.state.latency_seconds > 0:
-        await asyncio.sleep(switch.state.latency_seconds)
-    fault = switch.take_api_fault() if api_call else None
-    return _refusal(fault) if fault else await handler(request)
+def fault_middleware(switch: FaultSwitch) -> Middleware:
+    """Add the configured latency to token and API calls, and refuse API calls while switched on.
+
+    The switch is handed in, not looked up: this module stays below `keys` in the imports."""
+
+    @web.middleware
+    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+        api_call = is_api_path(request.path)
+        if not api_call and request.path != TOKEN_PATH:
+            return await handler(request)
+        if switch.state.latency_seconds > 0:
+            await asyncio.sleep(switch.state.latency_seconds)
+        fault = switch.take_api_fault() if api_call else None
+        return _refusal(fault) if fault else await handler(request)
+
+    return faults

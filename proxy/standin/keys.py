@@ -3,11 +3,11 @@ keys for its state, and the request key that scopes an API call to its organizat
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from .clocks import Clock, WallClock
 
 if TYPE_CHECKING:
     from .fault_switch import FaultSwitch
@@ -19,11 +19,8 @@ if TYPE_CHECKING:
     from .tokens import TokenStore
     from .webhooks import WebhookDispatcher
 
-Clock = Callable[[], float]
-"""Monotonic seconds: token expiry, task progression, fault windows."""
-
-WallClock = Callable[[], datetime]
-"""Aware UTC datetimes: `createdOn` and other times the API shows."""
+__all__ = ["CLOCK", "FAULTS", "LIFECYCLE", "ORGANIZATION", "ORGANIZATIONS", "REPLAY", "SETTINGS",
+           "TOKENS", "WALL_CLOCK", "WEBHOOKS", "Clock", "WallClock"]  # fmt: skip
 
 SETTINGS: web.AppKey[StandinSettings] = web.AppKey("settings")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

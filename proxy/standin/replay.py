@@ -14,11 +14,10 @@ outside `/api`, the token endpoint's among them, are checked but never answered.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict
 
 from .har import HarError, RecordedResponse, Recording, load_recording, parse_har
-from .keys import REPLAY
 from .paths import is_api_path
 
 __all__ = ["HarError", "Recording", "Replay", "load_recording", "parse_har", "replay_middleware"]
@@ -55,10 +54,14 @@ def replayed(recorded: RecordedResponse) -> web.Response:
     )
 
 
-@web.middleware
-async def replay_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def replay_middleware(replay: Replay) -> Middleware:
     """Answer an `/api` request from the recording when it has one; else simulate as usual."""
-    if not is_api_path(request.path):
-        return await handler(request)
-    recorded = request.app[REPLAY].answer(request.method, request.raw_path)
-    return replayed(recorded) if recorded else await handler(request)
+
+    @web.middleware
+    async def replaying(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not is_api_path(request.path):
+            return await handler(request)
+        recorded = replay.answer(request.method, request.raw_path)
+        return replayed(recorded) if recorded else await handler(request)
+
+    return replaying

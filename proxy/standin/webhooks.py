@@ -19,20 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
 
+from .clocks import Clock, WallClock
 from .exports import webhook_payload
-from .keys import CLOCK, LIFECYCLE, ORGANIZATIONS, SETTINGS, WALL_CLOCK, WEBHOOKS, Clock, WallClock
 from .lifecycle import IntegrationStatus, Lifecycle, TaskStatus
 from .organization import Organization
 from .organizations import Organizations
 from .tasks import Task
 from .timestamps import iso_seconds
+
+if TYPE_CHECKING:
+    from .settings import StandinSettings
 
 logger = logging.getLogger(__name__)
 
@@ -192,38 +196,30 @@ class WebhookDispatcher:
             task.review_due_at = self._clock() + self._lifecycle.step_seconds
 
 
-def create_dispatcher(app: web.Application) -> WebhookDispatcher:
-    """The dispatcher for an application whose settings, clocks and state are in place."""
-    settings = app[SETTINGS]
-    return WebhookDispatcher(
-        settings.webhook_url,
-        app[ORGANIZATIONS],
-        app[LIFECYCLE],
-        (app[CLOCK], app[WALL_CLOCK]),
-        settings.webhook_max_attempts,
-    )
-
-
 async def _tick(dispatcher: WebhookDispatcher, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         dispatcher.dispatch_due()
 
 
-async def webhook_context(app: web.Application) -> AsyncIterator[None]:
+def webhook_context(
+    dispatcher: WebhookDispatcher, settings: StandinSettings
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """`cleanup_ctx`: the webhook `ClientSession` and the ticker, when a webhook is configured."""
-    settings = app[SETTINGS]
-    if settings.webhook_url is None:
-        yield
-        return
-    timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        dispatcher = app[WEBHOOKS]
-        dispatcher.attach(session)
-        ticker = asyncio.create_task(_tick(dispatcher, tick_seconds(settings.step_seconds)))
-        try:
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if settings.webhook_url is None:
             yield
-        finally:
-            ticker.cancel()
-            await dispatcher.aclose()
-            await asyncio.wait([ticker])
+            return
+        timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            dispatcher.attach(session)
+            ticker = asyncio.create_task(_tick(dispatcher, tick_seconds(settings.step_seconds)))
+            try:
+                yield
+            finally:
+                ticker.cancel()
+                await dispatcher.aclose()
+                await asyncio.wait([ticker])
+
+    return context
