@@ -169,5 +169,12 @@ def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     app = demo.with_standin(create_app(config), prepared)
-    serve(app, config, announce=lambda listen: demo.banner(prepared, listen))
+    try:
+        serve(app, config, announce=lambda listen: demo.banner(prepared, listen))
+    except ConfigError as exc:
+        # Most likely 8080 is taken: say how to pick another.
+        raise ConfigError(
+            f"{exc}; choose another port with `smartdoc-proxy demo --listen 127.0.0.1:PORT` "
+            "(port 0 picks a free one)"
+        ) from exc
     return 0

@@ -354,3 +354,33 @@ async def test_a_changed_keys_file_is_reloaded_without_a_signal(
         swapped.replace(keys)
         await _eventually(lambda: status_for(BOB), 200, seconds=8)
         assert await status_for(ALICE) == 401
+
+
+async def test_a_busy_port_in_the_demo_says_how_to_choose_another() -> None:
+    port = free_port()
+    with contextlib.closing(__import__("socket").socket()) as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        status, _, err = await finished("demo", "--listen", f"127.0.0.1:{port}")
+    assert status == 2
+    assert "cannot listen on" in err
+    assert "demo --listen 127.0.0.1:PORT" in err
+    assert "Traceback" not in err
+
+
+async def test_demo_listen_port_zero_prints_the_port_it_got() -> None:
+    process = await start("demo", "--listen", "127.0.0.1:0")
+    assert process.stdout is not None
+    try:
+        banner = ""
+        while "curl" not in banner:
+            line = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
+            assert line, "the demo exited before its banner"
+            banner += line
+        curl = next(line for line in banner.splitlines() if "curl" in line)
+        url = curl.split()[-1]
+        assert ":0/" not in url
+        assert (await fetch(url))[0] == 200
+    finally:
+        process.terminate()
+        await process.communicate()
