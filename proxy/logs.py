@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -21,6 +23,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # a full file table on accept (asyncio).
 OUTSIDE_EVENT_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
 OUTSIDE_EVENTS = (OSError, HttpProcessingError)
+BATCH_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,58 @@ class OneLinePerEvent(logging.Filter):
         return True
 
 
+class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes lines in batches: one write every ``interval_seconds``
+    while an event loop runs, instead of one per line.
+
+    A write per access-log line costs about 0.1 ms of CPU, as much as a third of the proxy's
+    own work per request (bench/ measures it); a batch costs one. Lines of WARNING and above,
+    and every line when no loop runs, are written at once, and ``flush`` (on exit too) writes
+    what is waiting, so nothing is lost and an error is never held back.
+    """
+
+    def __init__(self, stream: TextIO, interval_seconds: float = BATCH_SECONDS) -> None:
+        super().__init__(stream)
+        self._interval = interval_seconds
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        if record.levelno >= logging.WARNING or not self._schedule():
+            self.flush()
+
+    def _schedule(self) -> bool:
+        if self._scheduled:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        loop.call_later(self._interval, self._flush_scheduled)
+        self._scheduled = True
+        return True
+
+    def _flush_scheduled(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._pending:
+                lines, self._pending = "".join(self._pending), []
+                self.stream.write(lines)
+            self.stream.flush()
+
+
 def configure(log_format: str, level: str) -> None:
     """Send every logger's records to stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchingHandler(sys.stderr)
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     root = logging.getLogger()
