@@ -41,7 +41,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     command: Command = args.command
     try:
         return command(args, os.environ if env is None else env)
-    except (ConfigError, StandinSettingsError) as exc:
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        return 2
+    except StandinSettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
 
@@ -85,7 +89,7 @@ def _proxy_options() -> argparse.ArgumentParser:
                 option.flag,
                 dest=option.name,
                 metavar=option.metavar,
-                help=option.help,
+                help=option.help + (" (required)" if option.required else ""),
                 action=action,
             )
     return options

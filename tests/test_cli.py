@@ -103,6 +103,25 @@ def test_a_configuration_error_exits_2_with_one_line_naming_the_option(
     assert SECRET not in err
 
 
+def test_every_configuration_error_is_a_line_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = main(["run", "--listen", "127.0.0.1:65536", "--scope", " "], env={})
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    assert err.splitlines() == [
+        "smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: 65536 is not a port (a port is 1 to "
+        "65535, or 0 for any free one)",
+        "smartdoc-proxy: --client-id / SMARTDOC_CLIENT_ID: is required: the organization's "
+        "client id",
+        "smartdoc-proxy: --client-secret-file / SMARTDOC_CLIENT_SECRET_FILE: is required (or set "
+        "SMARTDOC_CLIENT_SECRET)",
+        "smartdoc-proxy: --scope / SMARTDOC_SCOPE: is required: OAuth2 scope to request",
+    ]
+
+
 def test_client_secret_in_the_config_file_is_refused_without_showing_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
