@@ -2,6 +2,7 @@
 
 ``run`` serves the proxy, ``check`` tries the credentials once, ``standin`` serves the built-in
 SmartDocumentor stand-in, and ``demo`` runs both together with nothing configured.
+:data:`DESCRIPTION` is what ``--help`` tells users.
 """
 
 from __future__ import annotations
@@ -28,10 +29,21 @@ from proxy.standin.settings import (
     listen_from_args,
     settings_from_args,
 )
+from proxy.version import VERSION
 
 logger = logging.getLogger(__name__)
 
 PROG = "smartdoc-proxy"
+DESCRIPTION = (
+    "An authenticating reverse proxy for the SmartDocumentor cloud API: it holds the "
+    "organization's client secret, keeps a valid token, and forwards every request with it, so "
+    "clients need no credentials of their own. A built-in stand-in of the API serves offline work."
+)
+EPILOG = (
+    "Start with 'smartdoc-proxy demo' (nothing to configure), or 'smartdoc-proxy check' to see "
+    "whether your credentials work. 'smartdoc-proxy COMMAND --help' lists a command's options; "
+    "every option can also be set in the environment or a TOML file (see the README)."
+)
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
 
@@ -53,9 +65,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--client-secret VALUE" must not pass for --client-secret-file.
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, allow_abbrev=False
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {VERSION}", help="say the version and exit"
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     proxy_options = _proxy_options()
     for name, command, help_text in (
         ("run", run, "serve the proxy"),
@@ -66,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
-    demo_parser = commands.add_parser("demo", help="the stand-in and the proxy together")
+    demo_parser = commands.add_parser(
+        "demo", help="the stand-in and the proxy in front of it, with nothing to configure"
+    )
     demo_parser.add_argument(
         "--listen", metavar="HOST:PORT", help=f"where the proxy listens ({demo.DEFAULT_LISTEN})"
     )

@@ -24,11 +24,14 @@ from yarl import URL
 
 from proxy.errors import SecretUnreadable, TokenError, TokenRejected, TokenUnavailable
 from proxy.text import printable
+from proxy.version import VERSION
 
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 MAX_DESCRIPTION_CHARS = 200
 REDACTED = "[redacted]"
-USER_AGENT = "smartdoc-proxy"
+# Token requests are the proxy's own, so they say who sends them; forwarded requests carry
+# the client's User-Agent (or none), never this.
+USER_AGENT = f"smartdoc-proxy/{VERSION}"
 
 # RFC 6749 §5.2: the only codes a token endpoint's error answer may carry.
 OAUTH_ERROR_CODES = frozenset(

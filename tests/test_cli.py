@@ -8,15 +8,18 @@ import base64
 import os
 import socket
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from proxy.cli import main
+from proxy.version import SOURCE_VERSION
 from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, free_port, token_app
 
 ROOT = Path(__file__).resolve().parent.parent
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 PROCESS_TIMEOUT_SECONDS = 20
 
 
@@ -282,6 +285,27 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for command in ("run", "check", "standin", "demo"):
         assert f"    {command} " in out, command
+
+
+async def test_version_says_the_project_s_version() -> None:
+    status, out, err = await run_cli("--version", env=base_env())
+
+    assert (status, out, err) == (0, f"smartdoc-proxy {VERSION}\n", "")
+
+
+def test_the_version_of_an_uninstalled_source_tree_is_pyproject_s() -> None:
+    assert SOURCE_VERSION == VERSION
+
+
+def test_help_describes_the_tool_for_its_users(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"], env={})
+
+    out = capsys.readouterr().out
+    assert "reverse proxy for the SmartDocumentor cloud API" in out
+    assert "smartdoc-proxy demo" in out
+    assert "sys.argv" not in out
+    assert "--version" in out
 
 
 def test_run_help_lists_every_proxy_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import logging
+import tomllib
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -17,6 +18,8 @@ from proxy import logs
 from proxy.grants import redact, secret_forms
 from tests.conftest import MakeStack
 from tests.fakes import CLIENT_ID, SECRET, json_of
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def _split_token_app(parts: list[bytes], pause: float, status: int = 200) -> web.Application:
@@ -184,5 +187,6 @@ def test_redact(text: str, expected: str) -> None:
 async def test_token_requests_identify_the_proxy(make_stack: MakeStack) -> None:
     stack = await make_stack()
     await (await stack.client.get("/api/x", headers={"User-Agent": "legacy/1.0"})).read()
-    assert stack.endpoint.requests[0].headers["User-Agent"].startswith("smartdoc-proxy")
+    version = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
+    assert stack.endpoint.requests[0].headers["User-Agent"] == f"smartdoc-proxy/{version}"
     assert stack.upstream.received[0].headers["User-Agent"] == "legacy/1.0"
