@@ -12,14 +12,22 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
 
 from proxy import demo, logs
 from proxy.app import create_app, credentials
-from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
+from proxy.config import (
+    CHECK_OPTIONS,
+    CONFIG_FILE,
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    Config,
+    ConfigError,
+    load_config,
+)
 from proxy.errors import TokenError
 from proxy.grants import TokenClient
 from proxy.standin import create_standin_app
@@ -70,14 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"{PROG} {VERSION}", help="say the version and exit"
     )
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    proxy_options = _proxy_options()
-    for name, command, help_text in (
-        ("run", run, "serve the proxy"),
-        ("check", check, "fetch one token with the configured credentials and say if they work"),
-    ):
-        sub = commands.add_parser(name, parents=[proxy_options], help=help_text)
-        sub.set_defaults(command=command)
+    commands = parser.add_subparsers(
+        title="commands", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
+    run_parser = commands.add_parser("run", parents=[_proxy_options()], help="serve the proxy")
+    run_parser.set_defaults(command=run)
+    check_parser = commands.add_parser(
+        "check",
+        parents=[_proxy_options(CHECK_OPTIONS)],
+        help="fetch one token with the configured credentials and say if they work",
+        description="Fetch one token with the configured credentials and say whether they work "
+        "and, if not, why. Only the settings of the token request are read.",
+    )
+    check_parser.set_defaults(command=check)
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
@@ -91,11 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _proxy_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser refuses what it does not know itself, so that the error shows this
+    command's usage: argparse would hand the leftovers to the top level, whose usage only lists
+    the commands."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def _proxy_options(names: Collection[str] | None = None) -> _CommandParser:
+    """The flags of the options in ``names`` (all by default), and ``--config``: a parent for
+    a command's parser, hence of the same class."""
+    options = _CommandParser(add_help=False, allow_abbrev=False)
     # Taken only to refuse it without echoing the value (argparse would print it back).
     options.add_argument("--client-secret", dest="secret_on_command_line", help=argparse.SUPPRESS)
     for option in (*OPTIONS, CONFIG_FILE):
+        if names is not None and option is not CONFIG_FILE and option.name not in names:
+            continue
         if option.flag and option.switch:
             options.add_argument(
                 option.flag, dest=option.name, action="store_const", const="true", help=option.help
@@ -112,7 +143,9 @@ def _proxy_options() -> argparse.ArgumentParser:
     return options
 
 
-def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+def _config(
+    args: argparse.Namespace, env: Mapping[str, str], only: Collection[str] | None = None
+) -> Config:
     if args.secret_on_command_line is not None:
         raise ConfigError(
             "--client-secret: there is no such flag, since a secret on the command line shows "
@@ -122,7 +155,7 @@ def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     flags = {
         option.name: _flag(getattr(args, option.name, None)) for option in (*OPTIONS, CONFIG_FILE)
     }
-    return load_config(flags, env)
+    return load_config(flags, env, only=only)
 
 
 def _flag(value: str | list[str] | None) -> str | None:
@@ -172,7 +205,7 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 
 
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    config = _config(args, env)
+    config = _config(args, env, only=CHECK_OPTIONS)
     logs.configure(config.log_format, "WARNING")
     return asyncio.run(_check(config))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import socket
 import sys
 import tomllib
@@ -316,6 +317,75 @@ def test_run_help_lists_every_proxy_flag(capsys: pytest.CaptureFixture[str]) -> 
     for flag in ("--listen", "--upstream", "--token-url", "--client-id", "--config"):
         assert flag in out
     assert "--client-secret " not in out
+
+
+def test_check_help_lists_only_the_options_check_uses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"], env={})
+
+    out = capsys.readouterr().out
+    for flag in ("--token-url", "--client-id", "--client-secret-file", "--scope", "--config"):
+        assert flag in out
+    for serving in ("--listen", "--log-level", "--allow ", "--inbound-keys-file", "--tls-"):
+        assert serving not in out
+
+
+async def test_check_is_not_stopped_by_settings_only_serving_reads(
+    token_server: TestServer,
+) -> None:
+    # As in the container image, whose environment listens beyond loopback for `run`.
+    env = base_env(
+        SMARTDOC_CLIENT_SECRET=SECRET,
+        SMARTDOC_PROXY_LISTEN="0.0.0.0:8080",
+        SMARTDOC_LOG_LEVEL="LOUD",
+    )
+
+    status, out, err = await run_cli(
+        "check", "--token-url", token_url(token_server), "--client-id", CLIENT_ID, env=env
+    )
+
+    assert status == 0, err
+    assert out.startswith("OK: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        pytest.param(["run", "--bogus"], "usage: smartdoc-proxy run ", id="run"),
+        pytest.param(["check", "--listen", "x:1"], "usage: smartdoc-proxy check ", id="check"),
+        pytest.param(["standin", "--bogus"], "usage: smartdoc-proxy standin ", id="standin"),
+    ],
+)
+def test_an_unknown_flag_after_a_command_prints_that_command_s_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], usage: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv, env={})
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith(usage)
+    assert f"smartdoc-proxy {argv[0]}: error: unrecognized arguments: {argv[1]}" in err
+
+
+def test_standin_help_shows_readable_value_names_and_real_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["standin", "--help"], env={})
+
+    out = capsys.readouterr().out
+    assert "(default None)" not in out
+    assert "(default ())" not in out
+    assert "hidden" not in out
+    # argparse's fallback is the field's name in capitals, such as FAIL_TOKEN_REQUESTS.
+    assert not re.search(r"--[a-z-]+ [A-Z]+_[A-Z_]+", out), out
+    assert "--client-secret SECRET" in out
+    assert "(default demo-secret)" in " ".join(out.split())
+    assert "--fail-token-mode invalid_client|500|hang" in out
+    assert "--webhook-url URL" in out
 
 
 async def test_a_port_already_in_use_exits_2_with_one_line_naming_listen() -> None:

@@ -17,7 +17,13 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from .faults import FAULT_FIELDS, FaultError, check_fault_value
+from .faults import (
+    API_FAULT_STATUSES,
+    FAULT_FIELDS,
+    TOKEN_FAULT_MODES,
+    FaultError,
+    check_fault_value,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
@@ -190,15 +196,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"address to listen on (default {DEFAULT_LISTEN})",
     )
     for f in fields(StandinSettings):
-        default = "hidden" if f.name == "client_secret" else repr(f.default)
         parser.add_argument(
             flag_for(f.name),
             dest=f.name,
             default=None,
             action="append" if f.name == "workspaces" else "store",
-            metavar=f.name.upper().removesuffix("S") if f.name == "workspaces" else None,
-            help=f"{f.metadata['help']} (default {default})",
+            metavar=metavar_for(f.name),
+            help=f"{f.metadata['help']} (default {shown_default(f.default)})",
         )
+
+
+# What a flag's value is, for --help, where the name does not say it (argparse would show the
+# field's name in capitals).
+_METAVARS = {
+    "client_id": "ID",
+    "client_secret": "SECRET",
+    "default_workspace_name": "NAME",
+    "workspaces": "NAME",
+    "fail_token_mode": "|".join(TOKEN_FAULT_MODES),
+    "fail_api_status": "|".join(str(status) for status in API_FAULT_STATUSES),
+}
+
+
+def metavar_for(name: str) -> str:
+    """How `--help` names the value of field `name`'s flag."""
+    if name in _METAVARS:
+        return _METAVARS[name]
+    if name.endswith("_seconds"):
+        return "SECONDS"
+    if name.endswith(("_requests", "_attempts")):
+        return "N"
+    return "URL" if name.endswith("_url") else "VALUE"
+
+
+def shown_default(value: object) -> str:
+    """A default as `--help` says it: `none` for no value, never Python's `None` or `()`."""
+    # The demo secret is shown as it is: it is no secret (the README names it).
+    return "none" if value is None or value == () else str(value)
 
 
 def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
