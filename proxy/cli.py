@@ -215,7 +215,7 @@ async def _check(config: Config) -> int:
         try:
             grant = await TokenClient(session, credentials(config)).fetch()
         except TokenError as exc:
-            print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
+            print(f"FAILED: {exc.detail} (client id {config.client_id!r}, {config.token_url})")
             if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
                 said = f": {exc.description}" if exc.description else ""
                 print(f"  the token endpoint said: {exc.code}{said}")

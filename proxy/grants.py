@@ -222,7 +222,12 @@ class TokenClient:
                     )
                 body = await read_capped(response.content.iter_any(), MAX_TOKEN_RESPONSE_BYTES)
                 return response.status, body
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            seconds = credentials.timeout_seconds
+            raise TokenUnavailable(
+                f"the token endpoint did not answer within {seconds:g} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
             raise TokenUnavailable(f"the token endpoint {unreachable_reason(exc)}") from exc
 
 
@@ -231,9 +236,14 @@ def unreachable_reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "did not answer in time"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"failed TLS verification: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
-        return "failed the TLS handshake"
+        # OpenSSL's own words ("unable to get local issuer certificate"); str() would wrap
+        # them in an "[SSL: ...]" code and a line of C source.
+        said = getattr(exc.certificate_error, "verify_message", None)
+        return f"failed TLS verification: {said or 'its certificate was refused'}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        reason = getattr(exc.os_error, "reason", None)  # such as WRONG_VERSION_NUMBER
+        words = f" ({reason.lower().replace('_', ' ')})" if isinstance(reason, str) else ""
+        return f"failed the TLS handshake{words}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "is unreachable: its host name could not be resolved"
     if isinstance(exc, aiohttp.ClientConnectorError):

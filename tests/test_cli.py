@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestServer
 
 from proxy.cli import main
 from proxy.version import SOURCE_VERSION
-from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, free_port, token_app
+from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, token_app
+from tests.unreachable import CAUSE_IDS, CAUSES, TIMEOUT_SECONDS, Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
@@ -234,24 +235,27 @@ async def test_check_reports_invalid_client_without_printing_the_secret(
     assert len(endpoint.requests) == 1
 
 
-async def test_check_reports_an_unreachable_token_endpoint() -> None:
-    url = f"http://127.0.0.1:{free_port()}/connect/token"
-
-    status, out, err = await run_cli(
-        "check",
-        "--token-url",
-        url,
-        "--client-id",
-        CLIENT_ID,
-        "--token-timeout-seconds",
-        "5",
-        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
-    )
+@pytest.mark.parametrize(("endpoint", "reason"), CAUSES, ids=CAUSE_IDS)
+async def test_check_says_why_the_token_endpoint_cannot_be_reached(
+    endpoint: Endpoint, reason: str
+) -> None:
+    async with endpoint() as url:
+        status, out, err = await run_cli(
+            "check",
+            "--token-url",
+            url,
+            "--client-id",
+            CLIENT_ID,
+            "--token-timeout-seconds",
+            str(TIMEOUT_SECONDS),
+            env=base_env(SMARTDOC_CLIENT_SECRET=SECRET),
+        )
 
     assert status == 1
-    assert out.startswith("FAILED: ")
-    assert "unreachable" in out
-    assert url in out
+    assert out.splitlines() == [
+        f"FAILED: the token endpoint {reason} (client id {CLIENT_ID!r}, {url})"
+    ]
+    assert "Error" not in out  # no Python class name, in any of them
     assert SECRET not in out + err
 
 
