@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -12,14 +12,15 @@ from aiohttp import web
 from proxy import logs
 from proxy.clock import Clock, Sleep
 from proxy.config import Config
-from proxy.errors import TOKEN_OUTCOMES
-from proxy.grants import Credentials, TokenClient
+from proxy.errors import TOKEN_OUTCOMES, TokenError
+from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle
 from proxy.keys import CONFIG, FRESH_SESSION, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+Fetch = Callable[[], Awaitable[Grant]]
 
 
 def create_app(
@@ -93,7 +94,7 @@ def _token_cache(clock: Clock, sleep: Sleep) -> CleanupContext:
         # settings (long read timeouts, shared pool) and never carry a Bearer token.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             cache = TokenCache(
-                TokenClient(session, credentials(config)).fetch,
+                _advising(TokenClient(session, credentials(config)).fetch, config),
                 refresh_margin_seconds=config.refresh_margin_seconds,
                 clock=clock,
                 sleep=sleep,
@@ -108,3 +109,19 @@ def _token_cache(clock: Clock, sleep: Sleep) -> CleanupContext:
                 await cache.aclose()
 
     return token_cache
+
+
+def _advising(fetch: Fetch, config: Config) -> Fetch:
+    """``fetch``, its failures carrying the configuration's advice to clients, if it has one."""
+    advice = config.token_failure_advice
+    if advice is None:
+        return fetch
+
+    async def fetch_with_advice() -> Grant:
+        try:
+            return await fetch()
+        except TokenError as exc:
+            exc.advice = advice
+            raise
+
+    return fetch_with_advice

@@ -32,6 +32,7 @@ from proxy.errors import TokenError
 from proxy.grants import TokenClient
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
+    StandinSettings,
     StandinSettingsError,
     add_arguments,
     listen_from_args,
@@ -98,7 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the stand-in and the proxy in front of it, with nothing to configure"
     )
     demo_parser.add_argument(
-        "--listen", metavar="HOST:PORT", help=f"where the proxy listens ({demo.DEFAULT_LISTEN})"
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"where the proxy listens (default {demo.DEFAULT_LISTEN})",
+    )
+    demo_parser.add_argument(
+        "--token-lifetime-seconds",
+        metavar="SECONDS",
+        type=int,
+        default=StandinSettings().token_lifetime_seconds,
+        help="lifetime of the stand-in's tokens (default %(default)s); a short one shows the "
+        "proxy refreshing them, and what happens when it cannot",
     )
     demo_parser.set_defaults(command=run_demo)
     return parser
@@ -243,7 +254,8 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     listen = args.listen or env.get("SMARTDOC_PROXY_LISTEN") or demo.DEFAULT_LISTEN
-    prepared = demo.prepare(listen)
+    settings = StandinSettings(token_lifetime_seconds=args.token_lifetime_seconds)
+    prepared = demo.prepare(listen, settings)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     serve(demo.with_standin(create_app(config), prepared), config, demo.banner(prepared))

@@ -111,6 +111,9 @@ class Config:
     tls_key_file: Path | None
     metrics_listen: Listen | None
     secret_expires: date | None
+    # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
+    # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
+    token_failure_advice: str | None = None
 
     @property
     def public_origin(self) -> str | None:

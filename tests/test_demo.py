@@ -1,0 +1,47 @@
+"""The demo's set-up: the banner names the stand-in's own URL and the admin commands for it,
+and the proxy's advice on a token failure fits the demo. (The demo as a real process is in
+test_end_to_end.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from proxy import demo
+from proxy.config import ConfigError
+from proxy.problems import CHECK_ADVICE
+
+
+@pytest.fixture
+def prepared() -> Iterator[demo.Demo]:
+    prepared = demo.prepare("127.0.0.1:0")
+    yield prepared
+    prepared.standin_socket.close()
+
+
+def test_the_banner_gives_the_stand_in_s_own_url_for_its_fault_switches(
+    prepared: demo.Demo,
+) -> None:
+    standin = prepared.standin_url
+    lines = demo.banner(prepared).splitlines()
+
+    assert lines[0].startswith(f"SmartDocumentor stand-in: {standin} ")
+    assert f"  curl -s {standin}/_standin/faults    # show them" in lines
+    assert f"  curl -s -X DELETE {standin}/_standin/faults    # all off" in lines
+    assert "8081" not in standin  # not the standin command's port: a free one
+
+
+def test_a_token_failure_in_the_demo_advises_resetting_the_stand_in_not_running_check(
+    prepared: demo.Demo,
+) -> None:
+    advice = prepared.config.token_failure_advice
+
+    assert advice is not None
+    assert advice.endswith(f": curl -s -X DELETE {prepared.standin_url}/_standin/faults")
+    assert CHECK_ADVICE not in advice
+
+
+def test_a_bad_listen_address_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="--listen"):
+        demo.prepare("nowhere")
