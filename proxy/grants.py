@@ -29,6 +29,7 @@ from proxy.version import VERSION
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 MAX_DESCRIPTION_CHARS = 200
 REDACTED = "[redacted]"
+UNREADABLE = "the proxy cannot read its client secret file"
 # Token requests are the proxy's own, so they say who sends them; forwarded requests carry
 # the client's User-Agent (or none), never this.
 USER_AGENT = f"smartdoc-proxy/{VERSION}"
@@ -74,14 +75,17 @@ class Credentials:
     def read_secret(self) -> str:
         if self.secret_file is None:
             return self.secret or ""
+        path = self.secret_file.absolute()
         try:
-            return self.secret_file.read_text(encoding="utf-8").strip()
+            secret = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise SecretUnreadable(
-                f"the proxy cannot read its client secret file {self.secret_file.absolute()}: "
-                f"{reason}"
-            ) from exc
+            raise SecretUnreadable(f"{UNREADABLE} {path}: {reason}") from exc
+        if not secret:
+            # Read in the middle of a rotation that truncates before it writes, say. Sent, it
+            # would be refused as invalid_client, which blames the organization's secret.
+            raise SecretUnreadable(f"{UNREADABLE} {path}: it is empty")
+        return secret
 
 
 def lifetime_of(expires_in: object, default_seconds: float) -> float:

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -95,8 +96,19 @@ async def test_a_200_that_is_not_json_is_the_endpoint_failing_not_the_credential
     assert 'smartdoc_proxy_token_fetches_total{outcome="rejected"} 0.0' in metrics
 
 
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        pytest.param(Path.unlink, "No such file or directory", id="deleted"),
+        pytest.param(lambda path: path.write_text(""), "it is empty", id="emptied"),
+    ],
+)
 async def test_an_unreadable_secret_file_is_a_local_fault_with_its_own_outcome(
-    make_stack: MakeStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_stack: MakeStack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    spoil: Callable[[Path], object],
+    reason: str,
 ) -> None:
     caplog.set_level(logging.INFO)
     secret_file = tmp_path / "secret"
@@ -105,14 +117,17 @@ async def test_an_unreadable_secret_file_is_a_local_fault_with_its_own_outcome(
         env={"SMARTDOC_CLIENT_SECRET": ""}, client_secret_file=str(secret_file)
     )
     await (await stack.client.get("/_proxy/healthz")).read()
-    secret_file.unlink()
+    spoil(secret_file)
     stack.clock.advance(4000)
     response = await stack.client.get("/api/x")
     assert response.status == 502
     problem = json_of(await response.read())
     assert problem["type"] == "urn:smartdoc-proxy:problem:secret-unreadable"
     assert "rejected" not in str(problem).lower()
-    assert str(secret_file) in str(problem["detail"])
+    assert problem["detail"] == (
+        f"the proxy cannot read its client secret file {secret_file}: {reason}"
+    )
+    assert len(stack.endpoint.requests) == 1  # the start-up fetch only: nothing empty was sent
     metrics = await (await stack.client.get("/_proxy/metrics")).text()
     assert 'smartdoc_proxy_token_fetches_total{outcome="secret_unreadable"} 1.0' in metrics
     lines = [r.getMessage() for r in caplog.records if "token fetch failed" in r.getMessage()]
