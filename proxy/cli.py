@@ -218,7 +218,12 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env, only=CHECK_OPTIONS)
     logs.configure(config.log_format, "WARNING")
-    return asyncio.run(_check(config))
+    try:
+        return asyncio.run(_check(config))
+    except KeyboardInterrupt:
+        # Ctrl+C while the token endpoint keeps it waiting: stopped as asked, no traceback.
+        print(f"{PROG}: check interrupted before the token endpoint answered", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
 
 
 async def _check(config: Config) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import os
 import re
+import signal
 import socket
 import sys
 import tomllib
@@ -257,6 +258,38 @@ async def test_check_says_why_the_token_endpoint_cannot_be_reached(
     ]
     assert "Error" not in out  # no Python class name, in any of them
     assert SECRET not in out + err
+
+
+async def test_check_interrupted_while_it_waits_says_so_without_a_traceback() -> None:
+    connected = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read(-1)
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/connect/token"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "check", "--token-url", url, "--client-id", CLIENT_ID,
+        env=base_env(SMARTDOC_CLIENT_SECRET=SECRET), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(connected.wait(), PROCESS_TIMEOUT_SECONDS)
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+        server.close()
+
+    assert process.returncode == 130
+    assert out == b""
+    assert err.decode() == (
+        "smartdoc-proxy: check interrupted before the token endpoint answered\n"
+    )
 
 
 async def test_check_with_basic_client_auth_sends_the_credentials_in_the_header_only(
