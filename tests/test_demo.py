@@ -42,6 +42,14 @@ def test_a_token_failure_in_the_demo_advises_resetting_the_stand_in_not_running_
     assert CHECK_ADVICE not in advice
 
 
+def test_the_demo_may_listen_beyond_loopback_as_in_a_container() -> None:
+    # Its credentials are the stand-in's own: nobody's identity is behind the open door.
+    prepared = demo.prepare("0.0.0.0:8080")
+    prepared.standin_socket.close()
+
+    assert not prepared.config.listen.is_loopback
+
+
 def test_a_bad_listen_address_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="--listen"):
         demo.prepare("nowhere")
