@@ -128,6 +128,16 @@ def test_every_configuration_error_is_a_line_of_its_own(
     ]
 
 
+def test_the_readme_shows_configuration_errors_as_they_are_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["run", "--listen", "127.0.0.1:65536"], env={})
+
+    printed = capsys.readouterr().err
+    example = f"$ smartdoc-proxy run --listen 127.0.0.1:65536\n{printed}```"
+    assert example in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 def test_client_secret_in_the_config_file_is_refused_without_showing_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

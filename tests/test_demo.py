@@ -5,12 +5,15 @@ test_end_to_end.py.)"""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from proxy import demo
 from proxy.config import ConfigError
 from proxy.problems import CHECK_ADVICE
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -53,3 +56,14 @@ def test_the_demo_may_listen_beyond_loopback_as_in_a_container() -> None:
 def test_a_bad_listen_address_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="--listen"):
         demo.prepare("nowhere")
+
+
+def test_the_readme_shows_the_banner_as_the_demo_prints_it() -> None:
+    prepared = demo.prepare(demo.DEFAULT_LISTEN)
+    try:
+        port = prepared.standin_url.rpartition(":")[2]
+        printed = demo.banner(prepared).replace(f":{port}", ":41785")
+    finally:
+        prepared.standin_socket.close()
+
+    assert f"$ smartdoc-proxy demo\n{printed}\n```" in README.read_text(encoding="utf-8")
