@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from proxy import demo
+from proxy.app import create_app
 from proxy.config import ConfigError
 from proxy.problems import CHECK_ADVICE
+from proxy.standin import StandinSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -67,3 +69,19 @@ def test_the_readme_shows_the_banner_as_the_demo_prints_it() -> None:
         prepared.standin_socket.close()
 
     assert f"$ smartdoc-proxy demo\n{printed}\n```" in README.read_text(encoding="utf-8")
+
+
+async def test_the_demo_s_token_failures_carry_its_advice_and_keep_it_while_backing_off(
+    aiohttp_client,  # type: ignore[no-untyped-def]
+) -> None:
+    # The demo's own application, in process, its stand-in failing token requests from the start.
+    prepared = demo.prepare("127.0.0.1:0", StandinSettings(fail_token_requests=100))
+    client = await aiohttp_client(demo.with_standin(create_app(prepared.config), prepared))
+    reset = f"curl -s -X DELETE {prepared.standin_url}/_standin/faults"
+
+    for path in ("/api/v1.0/external/tenant/availableroles", "/_proxy/readyz", "/api/again"):
+        response = await client.get(path)  # the later ones answered from the negative cache
+        problem = await response.json()
+        assert response.status in (502, 503), path
+        assert problem["detail"].startswith("the token endpoint answered 400 (invalid_client). ")
+        assert problem["detail"].endswith(reset), path
