@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
+    _add_demo(commands)
+    return parser
+
+
+def _add_demo(commands: argparse._SubParsersAction[_CommandParser]) -> None:
     demo_parser = commands.add_parser(
         "demo", help="the stand-in and the proxy in front of it, with nothing to configure"
     )
@@ -112,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
         "proxy refreshing them, and what happens when it cannot",
     )
     demo_parser.set_defaults(command=run_demo)
-    return parser
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -120,6 +124,8 @@ class _CommandParser(argparse.ArgumentParser):
     command's usage: argparse would hand the leftovers to the top level, whose usage only lists
     the commands."""
 
+    # typeshed spells this as two overloads (with and without a namespace); one signature that
+    # covers both is what argparse itself has.
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
