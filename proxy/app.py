@@ -15,7 +15,7 @@ from proxy import egress, logs, secret_expiry, tls
 from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import Config
-from proxy.errors import TOKEN_OUTCOMES
+from proxy.errors import TOKEN_OUTCOMES, TokenError
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
 from proxy.keys import FRESH_SESSION, LIVE, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
@@ -155,7 +155,13 @@ def _token_cache(
 
             async def fetch() -> Grant:
                 # The credentials in force now: a reload may have changed them.
-                return await TokenClient(session, credentials(live.config)).fetch()
+                config = live.config
+                try:
+                    return await TokenClient(session, credentials(config)).fetch()
+                except TokenError as exc:
+                    # The demo's own advice to clients, instead of "run smartdoc-proxy check".
+                    exc.advice = config.token_failure_advice or exc.advice
+                    raise
 
             cache = TokenCache(
                 fetch,

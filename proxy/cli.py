@@ -2,6 +2,7 @@
 
 ``run`` serves the proxy, ``check`` tries the credentials once, ``standin`` serves the built-in
 SmartDocumentor stand-in, and ``demo`` runs both together with nothing configured.
+:data:`DESCRIPTION` is what ``--help`` tells users.
 """
 
 from __future__ import annotations
@@ -11,27 +12,46 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aiohttp import web
 
 from proxy import demo, egress, logs, secret_expiry
 from proxy.app import create_app, credentials, token_session
-from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, load_config
+from proxy.config import (
+    CHECK_OPTIONS,
+    CONFIG_FILE,
+    OPTIONS,
+    Config,
+    ConfigError,
+    load_config,
+)
 from proxy.errors import TokenError
 from proxy.grants import TokenClient
 from proxy.server import serve
 from proxy.standin import create_standin_app
 from proxy.standin.settings import (
+    StandinSettings,
     StandinSettingsError,
     add_arguments,
     listen_from_args,
     settings_from_args,
 )
+from proxy.version import VERSION
 
 logger = logging.getLogger(__name__)
 
 PROG = "smartdoc-proxy"
+DESCRIPTION = (
+    "An authenticating reverse proxy for the SmartDocumentor cloud API: it holds the "
+    "organization's client secret, keeps a valid token, and forwards every request with it, so "
+    "clients need no credentials of their own. A built-in stand-in of the API serves offline work."
+)
+EPILOG = (
+    "Start with 'smartdoc-proxy demo' (nothing to configure), or 'smartdoc-proxy check' to see "
+    "whether your credentials work. 'smartdoc-proxy COMMAND --help' lists a command's options; "
+    "every option can also be set in the environment or a TOML file (see the README)."
+)
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
 
@@ -41,7 +61,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     command: Command = args.command
     try:
         return command(args, os.environ if env is None else env)
-    except (ConfigError, StandinSettingsError) as exc:
+    except ConfigError as exc:
+        for message in exc.messages:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        return 2
+    except StandinSettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
 
@@ -49,32 +73,76 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--client-secret VALUE" must not pass for --client-secret-file.
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, allow_abbrev=False
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    proxy_options = _proxy_options()
-    for name, command, help_text in (
-        ("run", run, "serve the proxy"),
-        ("check", check, "fetch one token with the configured credentials and say if they work"),
-    ):
-        sub = commands.add_parser(name, parents=[proxy_options], help=help_text)
-        sub.set_defaults(command=command)
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {VERSION}", help="say the version and exit"
+    )
+    commands = parser.add_subparsers(
+        title="commands", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
+    run_parser = commands.add_parser("run", parents=[_proxy_options()], help="serve the proxy")
+    run_parser.set_defaults(command=run)
+    check_parser = commands.add_parser(
+        "check",
+        parents=[_proxy_options(CHECK_OPTIONS)],
+        help="fetch one token with the configured credentials and say if they work",
+        description="Fetch one token with the configured credentials and say whether they work "
+        "and, if not, why. Only the settings of the token request are read.",
+    )
+    check_parser.set_defaults(command=check)
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
-    demo_parser = commands.add_parser("demo", help="the stand-in and the proxy together")
-    demo_parser.add_argument(
-        "--listen", metavar="HOST:PORT", help=f"where the proxy listens ({demo.DEFAULT_LISTEN})"
-    )
-    demo_parser.set_defaults(command=run_demo)
+    _add_demo(commands)
     return parser
 
 
-def _proxy_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+def _add_demo(commands: argparse._SubParsersAction[_CommandParser]) -> None:
+    demo_parser = commands.add_parser(
+        "demo", help="the stand-in and the proxy in front of it, with nothing to configure"
+    )
+    demo_parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"where the proxy listens (default {demo.DEFAULT_LISTEN})",
+    )
+    demo_parser.add_argument(
+        "--token-lifetime-seconds",
+        metavar="SECONDS",
+        type=int,
+        default=StandinSettings().token_lifetime_seconds,
+        help="lifetime of the stand-in's tokens (default %(default)s); a short one shows the "
+        "proxy refreshing them, and what happens when it cannot",
+    )
+    demo_parser.set_defaults(command=run_demo)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser refuses what it does not know itself, so that the error shows this
+    command's usage: argparse would hand the leftovers to the top level, whose usage only lists
+    the commands."""
+
+    # typeshed spells this as two overloads (with and without a namespace); one signature that
+    # covers both is what argparse itself has.
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def _proxy_options(names: Collection[str] | None = None) -> _CommandParser:
+    """The flags of the options in ``names`` (all by default), and ``--config``: a parent for
+    a command's parser, hence of the same class."""
+    options = _CommandParser(add_help=False, allow_abbrev=False)
     # Taken only to refuse it without echoing the value (argparse would print it back).
     options.add_argument("--client-secret", dest="secret_on_command_line", help=argparse.SUPPRESS)
     for option in (*OPTIONS, CONFIG_FILE):
+        if names is not None and option is not CONFIG_FILE and option.name not in names:
+            continue
         if option.flag and option.switch:
             options.add_argument(
                 option.flag, dest=option.name, action="store_const", const="true", help=option.help
@@ -85,13 +153,15 @@ def _proxy_options() -> argparse.ArgumentParser:
                 option.flag,
                 dest=option.name,
                 metavar=option.metavar,
-                help=option.help,
+                help=option.help + (" (required)" if option.required else ""),
                 action=action,
             )
     return options
 
 
-def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+def _config(
+    args: argparse.Namespace, env: Mapping[str, str], only: Collection[str] | None = None
+) -> Config:
     if args.secret_on_command_line is not None:
         raise ConfigError(
             "--client-secret: there is no such flag, since a secret on the command line shows "
@@ -101,7 +171,7 @@ def _config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     flags = {
         option.name: _flag(getattr(args, option.name, None)) for option in (*OPTIONS, CONFIG_FILE)
     }
-    return load_config(flags, env)
+    return load_config(flags, env, only=only)
 
 
 def _flag(value: str | list[str] | None) -> str | None:
@@ -122,9 +192,14 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 
 
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    config = _config(args, env)
+    config = _config(args, env, only=CHECK_OPTIONS)
     logs.configure(config.log_format, "WARNING")
-    return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
+    try:
+        return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
+    except KeyboardInterrupt:
+        # Ctrl+C while the token endpoint keeps it waiting: stopped as asked, no traceback.
+        print(f"{PROG}: check interrupted before the token endpoint answered", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
 
 
 async def _check(config: Config, proxies: egress.EgressProxies) -> int:
@@ -132,8 +207,8 @@ async def _check(config: Config, proxies: egress.EgressProxies) -> int:
         try:
             grant = await TokenClient(session, credentials(config)).fetch()
         except TokenError as exc:
-            print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
-            if (cause := egress.explain(exc.__cause__)) is not None:
+            print(f"FAILED: {exc.detail} (client id {config.client_id!r}, {config.token_url})")
+            if (cause := egress.explain(exc.__cause__, connect_errors=False)) is not None:
                 print(f"  {cause}")
             if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
                 said = f": {exc.description}" if exc.description else ""
@@ -165,7 +240,8 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     listen = args.listen or env.get("SMARTDOC_PROXY_LISTEN") or demo.DEFAULT_LISTEN
-    prepared = demo.prepare(listen)
+    settings = StandinSettings(token_lifetime_seconds=args.token_lifetime_seconds)
+    prepared = demo.prepare(listen, settings)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     app = demo.with_standin(create_app(config), prepared)

@@ -12,11 +12,13 @@ tests hand over plain dicts.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
+import re
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,19 +26,35 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from yarl import URL
 
-from proxy.options import CONFIG_FILE, DEFAULT_UPSTREAM, OPTIONS, OPTIONS_BY_NAME, Option
+from proxy.options import (
+    CHECK_OPTIONS,
+    CONFIG_FILE,
+    DEFAULT_UPSTREAM,
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    Option,
+)
 
-__all__ = ["CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config", "ConfigError", "Listen",
-           "Option", "load_config"]  # fmt: skip
+__all__ = ["CHECK_OPTIONS", "CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config",
+           "ConfigError", "Listen", "Option", "load_config"]  # fmt: skip
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+PORT_NUMBER = re.compile(r"-?[0-9]+")
 N = TypeVar("N", int, float)
+Fold = Callable[[str], str]
+Raw = Mapping[str, str | None]  # option name -> the text that won, or None
+Parse = Callable[[Raw, str], object]  # the merged texts and a field name -> the field's value
 
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; the message names the option and how to fix it."""
+    """Settings are missing or invalid: one message for each, naming the option and how to fix
+    it, in :attr:`messages`; ``str()`` gives them one a line."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
 
 
 class Listen(NamedTuple):
@@ -96,6 +114,9 @@ class Config:
     secret_expires: date | None
     # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
     upstream_ca_file: Path | None
+    # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
+    # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
+    token_failure_advice: str | None = None
 
     @property
     def public_origin(self) -> str | None:
@@ -103,118 +124,129 @@ class Config:
         return str(self.public_url.origin()) if self.public_url is not None else None
 
 
-def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Config:
+def load_config(
+    flags: Mapping[str, str | None],
+    env: Mapping[str, str],
+    *,
+    only: Collection[str] | None = None,
+) -> Config:
     """Merge flags, environment and the TOML file into a validated :class:`Config`.
 
     ``flags`` maps option names to the command line's values (``None`` when not given); ``env``
-    is the process environment. Raises :class:`ConfigError` naming the first bad option.
+    is the process environment. ``only`` names the options a command reads (``check`` reads
+    :data:`CHECK_OPTIONS`): the others keep their defaults whatever any source says. Raises
+    :class:`ConfigError` with one message for each bad setting.
     """
-    toml_values = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
+    toml_values, problems = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
     raw: dict[str, str | None] = {}
     for option in OPTIONS:
-        value = flags.get(option.name)
-        if value is None:
-            value = env.get(option.env) or None
-        if value is None:
-            value = toml_values.get(option.name)
-        raw[option.name] = option.default if value is None else value
-    return _build(raw)
+        used = only is None or option.name in only
+        raw[option.name] = _given(option, flags, env, toml_values) if used else option.default
+    return _build(raw, problems)
 
 
-def _read_toml(path: str | None) -> dict[str, str]:
+def _given(
+    option: Option, flags: Mapping[str, str | None], env: Mapping[str, str], toml: dict[str, str]
+) -> str | None:
+    """The value from the first source that sets the option, else its default."""
+    if option.name == "client_secret":
+        # The environment is its only source, and an empty value counts: a secret variable set
+        # to nothing is a mistake to report, not a secret to send.
+        return env.get(option.env)
+    for value in (flags.get(option.name), env.get(option.env) or None, toml.get(option.name)):
+        if value is not None:
+            return value
+    return option.default
+
+
+def _read_toml(path: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The file's settings as strings, and a message for each key that is refused."""
     if not path:
-        return {}
+        return {}, {}
+    file = Path(path).expanduser().absolute()
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{CONFIG_FILE.sources}: cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(f"{CONFIG_FILE.sources}: cannot read {file}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE.sources}: {file} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_FILE.sources}: {path} is not valid TOML: {exc}") from exc
-    return {key: _toml_scalar(path, key, value) for key, value in data.items()}
+        raise ConfigError(f"{CONFIG_FILE.sources}: {file} is not valid TOML: {exc}") from exc
+    values, problems = {}, {}
+    for key, value in data.items():
+        try:
+            values[key] = _toml_scalar(file, key, value)
+        except ConfigError as exc:
+            problems[key] = str(exc)
+    return values, problems
 
 
-def _toml_scalar(path: str, key: str, value: Any) -> str:
+def _toml_scalar(file: Path, key: str, value: Any) -> str:
     if key == "client_secret":
         raise ConfigError(
-            f"{path}: client_secret is not read from the config file; put the secret in a file "
+            f"{file}: client_secret is not read from the config file; put the secret in a file "
             "and set client_secret_file, or use SMARTDOC_CLIENT_SECRET"
         )
     if key not in OPTIONS_BY_NAME:
         known = ", ".join(name for name in OPTIONS_BY_NAME if name != "client_secret")
-        raise ConfigError(f"{path}: unknown setting {key!r}; known: {known}")
+        raise ConfigError(f"{file}: unknown setting {key!r}; known: {known}")
     option = OPTIONS_BY_NAME[key]
     if option.switch and isinstance(value, bool):
         return "true" if value else "false"
     if option.repeatable and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{path}: {key} must be a string or a number")
+        raise ConfigError(f"{file}: {key} must be a string or a number")
+    if option.is_path and value:
+        # As most tools read their config files: relative to the file, not to wherever the
+        # proxy happens to be started from.
+        return str(file.parent / Path(str(value)).expanduser())
     return str(value)
 
 
-def _build(raw: Mapping[str, str | None]) -> Config:
-    return _checked(_parse(raw))
+def _build(raw: Raw, problems: dict[str, str]) -> Config:
+    """Every field parsed, or one :class:`ConfigError` with a message per bad setting (those
+    the TOML file already got one for are not judged again); then the rules across fields."""
+    values: dict[str, Any] = {}  # Config's keyword arguments, checked by Config(**values)
+    for name, parse in _FIELDS.items():
+        if name in problems:
+            continue
+        try:
+            values[name] = parse(raw, name)
+        except ConfigError as exc:
+            problems[name] = str(exc)
+    if problems:
+        raise ConfigError(*problems.values())
+    return _checked(Config(**values))
 
 
-def _parse(raw: Mapping[str, str | None]) -> Config:
-    upstream = _upstream(raw["upstream"])
-    token_url, public_url = raw["token_url"], raw["public_url"]
-    secret, secret_file = _secret(raw)
-    return Config(
-        listen=_listen(_required(raw, "listen")),
-        upstream=upstream,
-        token_url=_http_url("token_url", token_url) if token_url else upstream / TOKEN_PATH[1:],
-        client_id=_required(raw, "client_id"),
-        client_secret=secret,
-        client_secret_file=secret_file,
-        scope=_required(raw, "scope"),
-        client_auth=_choice(raw, "client_auth", ("post", "basic")),  # type: ignore[arg-type]
-        upstream_connect_timeout_seconds=_number(raw, "upstream_connect_timeout_seconds", float),
-        upstream_read_timeout_seconds=_number(raw, "upstream_read_timeout_seconds", float),
-        token_timeout_seconds=_number(raw, "token_timeout_seconds", float),
-        replay_limit_bytes=_number(raw, "replay_limit_bytes", int, minimum=0),
-        refresh_margin_seconds=_number(raw, "refresh_margin_seconds", float, minimum=0),
-        default_token_lifetime_seconds=_number(raw, "default_token_lifetime_seconds", float),
-        shutdown_grace_seconds=_number(raw, "shutdown_grace_seconds", float, minimum=0),
-        log_format=_choice(raw, "log_format", ("text", "json")),  # type: ignore[arg-type]
-        log_level=_choice(raw, "log_level", LOG_LEVELS, fold=str.upper),
-        public_url=_http_url("public_url", public_url).origin() if public_url else None,
-        upstream_pool_size=_number(raw, "upstream_pool_size", int),
-        upstream_pool_timeout_seconds=_number(raw, "upstream_pool_timeout_seconds", float),
-        allow=_networks(raw["allow"]),
-        inbound_keys_file=_file(raw, "inbound_keys_file"),
-        insecure_open=_switch(raw, "insecure_open"),
-        allow_insecure_upstream=_switch(raw, "allow_insecure_upstream"),
-        tls_cert_file=_file(raw, "tls_cert_file"),
-        tls_key_file=_file(raw, "tls_key_file"),
-        metrics_listen=_listen(raw["metrics_listen"], "metrics_listen")
-        if raw["metrics_listen"]
-        else None,
-        secret_expires=_date(raw, "secret_expires"),
-        upstream_ca_file=_readable_file(raw, "upstream_ca_file"),
-    )
+def _message(name: str, problem: str) -> str:
+    return f"{OPTIONS_BY_NAME[name].sources}: {problem}"
 
 
 def _fail(name: str, problem: str) -> ConfigError:
-    return ConfigError(f"{OPTIONS_BY_NAME[name].sources}: {problem}")
+    return ConfigError(_message(name, problem))
 
 
-def _required(raw: Mapping[str, str | None], name: str) -> str:
+def _required(raw: Raw, name: str) -> str:
     value = (raw[name] or "").strip()
     if not value:
         raise _fail(name, f"is required: {OPTIONS_BY_NAME[name].help}")
     return value
 
 
-def _listen(value: str, name: str = "listen") -> Listen:
+def _listen(name: str, value: str) -> Listen:
     host, sep, port = value.rpartition(":")
     # An IPv6 address must be bracketed: "::1" alone would read as host ":" and port 1.
     bracketed = host.startswith("[") and host.endswith("]")
     if ":" in host and not bracketed:
         raise _fail(name, f"{value!r}: write an IPv6 address in brackets, as [::1]:8080")
     host = host[1:-1] if bracketed else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if not sep or not host or not PORT_NUMBER.fullmatch(port):
         raise _fail(name, f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
+    # Port 0 asks the system for any free port, as it does for every server.
+    if not 0 <= int(port) <= 65535:
+        raise _fail(name, f"{port} is not a port (a port is 1 to 65535, or 0 for any free one)")
     return Listen(host, int(port))
 
 
@@ -231,42 +263,76 @@ def _http_url(name: str, value: str) -> URL:
     return url
 
 
-def _upstream(value: str | None) -> URL:
-    url = _http_url("upstream", value or "")
+def _upstream(raw: Raw, name: str) -> URL:
+    value = raw[name]
+    url = _http_url(name, value or "")
     if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
-        raise _fail("upstream", f"{value!r} must be an origin such as {DEFAULT_UPSTREAM} (no path)")
+        raise _fail(name, f"{value!r} must be an origin such as {DEFAULT_UPSTREAM} (no path)")
     return url.origin()
 
 
-def _secret(raw: Mapping[str, str | None]) -> tuple[str | None, Path | None]:
-    secret, secret_file = raw["client_secret"], raw["client_secret_file"]
-    if secret and secret_file:
-        raise _fail("client_secret_file", "set either the secret file or SMARTDOC_CLIENT_SECRET")
+def _token_url(raw: Raw, name: str) -> URL | None:
+    if raw[name]:
+        return _http_url(name, raw[name] or "")
+    # Derived from the upstream; a bad upstream is reported once, as the upstream's.
+    with contextlib.suppress(ConfigError):
+        return _upstream(raw, "upstream") / TOKEN_PATH[1:]
+    return None
+
+
+def _public_url(raw: Raw, name: str) -> URL | None:
+    return _http_url(name, raw[name] or "").origin() if raw[name] else None
+
+
+def _secret(raw: Raw, name: str) -> str | None:
+    """The secret itself, unless a secret file is set (then the file is read, every time)."""
+    return None if raw["client_secret_file"] else raw[name]
+
+
+def _secret_file(raw: Raw, name: str) -> Path | None:
+    """The secret file, once it is known to hold a secret; judges both ways to set one."""
+    secret, secret_file = raw["client_secret"], raw[name]
     if secret_file:
-        path = Path(secret_file)
-        if not path.is_file():
-            raise _fail("client_secret_file", f"{secret_file} is not a readable file")
-        return None, path
-    if not secret:
-        raise _fail("client_secret_file", "is required (or set SMARTDOC_CLIENT_SECRET)")
-    return secret, None
+        if secret:
+            raise _fail(name, "set either the secret file or SMARTDOC_CLIENT_SECRET")
+        return _secret_path(name, secret_file)
+    if secret is None:
+        raise _fail(name, "is required (or set SMARTDOC_CLIENT_SECRET)")
+    if not secret.strip():
+        raise _fail(
+            "client_secret",
+            "is set but empty; put the secret in it, or unset it and use --client-secret-file",
+        )
+    return None
 
 
-def _choice(
-    raw: Mapping[str, str | None],
-    name: str,
-    choices: tuple[str, ...],
-    fold: Callable[[str], str] = str.lower,
-) -> str:
+def _secret_path(name: str, value: str) -> Path:
+    # Read once here so that an empty or unreadable file stops the start, rather than
+    # becoming a token request refused as invalid_client (the file is read again every time).
+    path = Path(value).expanduser().absolute()
+    try:
+        secret = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(name, f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(name, f"{path} is not UTF-8 text") from exc
+    if not secret.strip():
+        raise _fail(name, f"{path} is empty; write the client secret into it")
+    return path
+
+
+def _choice(raw: Raw, name: str, choices: tuple[str, ...], fold: Fold = str.lower) -> str:
     value = fold(_required(raw, name))
     if value not in choices:
         raise _fail(name, f"{raw[name]!r} is not one of {', '.join(choices)}")
     return value
 
 
-def _number(
-    raw: Mapping[str, str | None], name: str, kind: type[N], minimum: float | None = None
-) -> N:
+def _one_of(choices: tuple[str, ...], fold: Fold = str.lower) -> Parse:
+    return lambda raw, name: _choice(raw, name, choices, fold)
+
+
+def _number(raw: Raw, name: str, kind: type[N], minimum: float | None = None) -> N:
     text = _required(raw, name)
     try:
         value = kind(text)
@@ -279,29 +345,45 @@ def _number(
     return value
 
 
-def _networks(value: str | None) -> tuple[IPNetwork, ...]:
+def _seconds(raw: Raw, name: str) -> float:
+    return _number(raw, name, float)
+
+
+def _seconds_or_zero(raw: Raw, name: str) -> float:
+    return _number(raw, name, float, minimum=0)
+
+
+def _count(raw: Raw, name: str) -> int:
+    return _number(raw, name, int)
+
+
+def _count_or_zero(raw: Raw, name: str) -> int:
+    return _number(raw, name, int, minimum=0)
+
+
+def _networks(raw: Raw, name: str) -> tuple[IPNetwork, ...]:
     networks = []
-    for item in (value or "").split(","):
+    for item in (raw[name] or "").split(","):
         if not item.strip():
             continue
         try:
             networks.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError as exc:
-            raise _fail("allow", f"{item.strip()!r} is not a network such as 10.0.0.0/8") from exc
+            raise _fail(name, f"{item.strip()!r} is not a network such as 10.0.0.0/8") from exc
     return tuple(networks)
 
 
-def _file(raw: Mapping[str, str | None], name: str) -> Path | None:
+def _file(raw: Raw, name: str) -> Path | None:
     value = raw[name]
     if not value:
         return None
-    path = Path(value).expanduser()
+    path = Path(value).expanduser().absolute()
     if not path.is_file():
-        raise _fail(name, f"{path.absolute()} is not a readable file")
+        raise _fail(name, f"{path} is not a readable file")
     return path
 
 
-def _readable_file(raw: Mapping[str, str | None], name: str) -> Path | None:
+def _readable_file(raw: Raw, name: str) -> Path | None:
     """The named file as an absolute path, or ``None`` when unset; it must open for reading."""
     value = raw[name]
     if not value:
@@ -317,14 +399,18 @@ def _readable_file(raw: Mapping[str, str | None], name: str) -> Path | None:
     return path
 
 
-def _switch(raw: Mapping[str, str | None], name: str) -> bool:
+def _switch(raw: Raw, name: str) -> bool:
     value = (raw[name] or "").strip().lower()
     if value not in TRUE + FALSE:
         raise _fail(name, f"{raw[name]!r} is not true or false")
     return value in TRUE
 
 
-def _date(raw: Mapping[str, str | None], name: str) -> date | None:
+def _address(raw: Raw, name: str) -> Listen | None:
+    return _listen(name, raw[name] or "") if raw[name] else None
+
+
+def _date(raw: Raw, name: str) -> date | None:
     value = (raw[name] or "").strip()
     try:
         return date.fromisoformat(value) if value else None
@@ -332,29 +418,81 @@ def _date(raw: Mapping[str, str | None], name: str) -> date | None:
         raise _fail(name, f"{value!r} is not a date such as 2027-06-30") from exc
 
 
+# How each Config field is read from the merged strings, in the order problems are reported.
+_FIELDS: dict[str, Parse] = {
+    "listen": lambda raw, name: _listen(name, _required(raw, name)),
+    "upstream": _upstream,
+    "token_url": _token_url,
+    "client_id": _required,
+    "client_secret": _secret,
+    "client_secret_file": _secret_file,
+    "scope": _required,
+    "client_auth": _one_of(("post", "basic")),
+    "upstream_connect_timeout_seconds": _seconds,
+    "upstream_read_timeout_seconds": _seconds,
+    "token_timeout_seconds": _seconds,
+    "replay_limit_bytes": _count_or_zero,
+    "refresh_margin_seconds": _seconds_or_zero,
+    "default_token_lifetime_seconds": _seconds,
+    "shutdown_grace_seconds": _seconds_or_zero,
+    "log_format": _one_of(("text", "json")),
+    "log_level": _one_of(LOG_LEVELS, fold=str.upper),
+    "public_url": _public_url,
+    "upstream_pool_size": _count,
+    "upstream_pool_timeout_seconds": _seconds,
+    "allow": _networks,
+    "inbound_keys_file": _file,
+    "insecure_open": _switch,
+    "allow_insecure_upstream": _switch,
+    "tls_cert_file": _file,
+    "tls_key_file": _file,
+    "metrics_listen": _address,
+    "secret_expires": _date,
+    "upstream_ca_file": _readable_file,
+}
+
+
 def _is_loopback_url(url: URL) -> bool:
     return Listen(url.host or "", 0).is_loopback
 
 
 def _checked(config: Config) -> Config:
-    """Rules across settings: what may not be combined, and what must not run by accident."""
-    if (config.tls_cert_file is None) != (config.tls_key_file is None):
-        raise _fail("tls_cert_file", "set both --tls-cert-file and --tls-key-file, or neither")
-    if not config.allow_insecure_upstream:
-        for name, url in (("upstream", config.upstream), ("token_url", config.token_url)):
-            if url.scheme == "http" and not _is_loopback_url(url):
-                # The token and the secret would cross the network in clear.
-                raise _fail(
-                    name,
-                    f"{url} is plain http:// beyond loopback: the token and the secret would "
-                    "travel in clear; use https://, or --allow-insecure-upstream",
-                )
-    open_door = not config.allow and config.inbound_keys_file is None
-    if not config.listen.is_loopback and open_door and not config.insecure_open:
-        raise _fail(
-            "listen",
-            f"{config.listen} is beyond loopback, and with neither an allow-list nor keys anyone "
-            "who reaches it acts as the organization: admit networks with --allow CIDR, require "
-            "keys with --inbound-keys-file PATH, or accept it with --insecure-open",
-        )
+    """Rules across settings: what may not be combined, and what must not run by accident.
+    Judged only once every field is valid, and all reported together."""
+    problems = [_tls_pair(config), *_in_clear(config), _open_door(config)]
+    if any(problems):
+        raise ConfigError(*filter(None, problems))
     return config
+
+
+def _tls_pair(config: Config) -> str | None:
+    if (config.tls_cert_file is None) == (config.tls_key_file is None):
+        return None
+    return _message("tls_cert_file", "set both --tls-cert-file and --tls-key-file, or neither")
+
+
+def _in_clear(config: Config) -> list[str | None]:
+    if config.allow_insecure_upstream:
+        return []
+    # The token and the secret would cross the network in clear.
+    return [
+        _message(
+            name,
+            f"{url} is plain http:// beyond loopback: the token and the secret would travel in "
+            "clear; use https://, or --allow-insecure-upstream",
+        )
+        for name, url in (("upstream", config.upstream), ("token_url", config.token_url))
+        if url.scheme == "http" and not _is_loopback_url(url)
+    ]
+
+
+def _open_door(config: Config) -> str | None:
+    open_door = not config.allow and config.inbound_keys_file is None
+    if config.listen.is_loopback or not open_door or config.insecure_open:
+        return None
+    return _message(
+        "listen",
+        f"{config.listen} is beyond loopback, and with neither an allow-list nor keys anyone who "
+        "reaches it acts as the organization: admit networks with --allow CIDR, require keys "
+        "with --inbound-keys-file PATH, or accept it with --insecure-open",
+    )

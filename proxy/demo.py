@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -37,13 +37,30 @@ def prepare(listen: str, settings: StandinSettings | None = None) -> Demo:
     """Bind the stand-in's socket and configure the proxy in front of it."""
     settings = settings or StandinSettings()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    config = load_config(
-        {"listen": listen, "upstream": f"http://{host}:{port}", "client_id": settings.client_id},
-        {"SMARTDOC_CLIENT_SECRET": settings.client_secret},
+    try:
+        sock.bind(("127.0.0.1", 0))
+        host, port = sock.getsockname()
+        flags = {"listen": listen, "upstream": f"http://{host}:{port}"}
+        # The open-door rule guards the organization's identity, and the demo has none: its
+        # credentials are the stand-in's own. A container publishes it from 0.0.0.0.
+        flags |= {"client_id": settings.client_id, "insecure_open": "true"}
+        config = load_config(flags, {"SMARTDOC_CLIENT_SECRET": settings.client_secret})
+    except BaseException:
+        sock.close()
+        raise
+    # The advice `check` would give does not fit here: the credentials are the stand-in's own,
+    # and a token failure is one of its fault switches, set on purpose.
+    advice = (
+        "The demo's stand-in fails token requests on purpose while its fault switches say so; "
+        "reset them at the stand-in itself (the proxy needs a token to forward anything): "
+        + reset_command(f"http://{host}:{port}")
     )
-    return Demo(config, sock, settings)
+    return Demo(replace(config, token_failure_advice=advice), sock, settings)
+
+
+def reset_command(standin_url: str) -> str:
+    """The command that turns every fault switch of the stand-in at ``standin_url`` off."""
+    return f"curl -s -X DELETE {standin_url}/_standin/faults"
 
 
 def with_standin(app: web.Application, demo: Demo) -> web.Application:
@@ -63,13 +80,18 @@ def with_standin(app: web.Application, demo: Demo) -> web.Application:
 
 def banner(demo: Demo, listen: Listen | None = None) -> str:
     """What the demo prints once it listens; ``listen`` is the address it really got."""
-    proxy_url = f"http://{listen or demo.config.listen}"
+    proxy_url, standin_url = f"http://{listen or demo.config.listen}", demo.standin_url
     return "\n".join(
         (
-            f"SmartDocumentor stand-in: {demo.standin_url} (client id {demo.settings.client_id})",
-            f"Proxy: {proxy_url} -> {demo.standin_url}",
+            f"SmartDocumentor stand-in: {standin_url} (client id {demo.settings.client_id})",
+            f"Proxy: {proxy_url} -> {standin_url}",
             "Try it (no credentials needed on the client side):",
             f"  curl -s {proxy_url}{TRY_PATH}",
+            # Through the proxy, a switch that fails token requests would leave it without a
+            # token to forward the request that turns the switch off.
+            "The stand-in's fault switches (ask the stand-in itself, not the proxy):",
+            f"  curl -s {standin_url}/_standin/faults    # show them",
+            f"  {reset_command(standin_url)}    # all off",
             "Press Ctrl+C to stop.",
         )
     )

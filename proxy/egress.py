@@ -117,9 +117,10 @@ def announce(what: str, target: URL, route: Route) -> None:
         )
 
 
-def explain(exc: BaseException | None) -> str | None:
+def explain(exc: BaseException | None, *, connect_errors: bool = True) -> str | None:
     """The cause of a failed outgoing connection, in words safe to print (no credentials), for
-    the causes an operator can fix; ``None`` for any other."""
+    the causes an operator can fix; ``None`` for any other. ``connect_errors=False`` leaves
+    out a plain failure to connect, for a caller that has said it already."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error = exc.certificate_error
         reason = getattr(error, "verify_message", None) or str(error)
@@ -131,7 +132,7 @@ def explain(exc: BaseException | None) -> str | None:
         return f"cannot connect to the egress proxy {exc.host}:{exc.port} ({exc.strerror})"
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return f"the egress proxy refused the tunnel: {exc.status} {exc.message}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorError) and connect_errors:
         return f"cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
     return None
 

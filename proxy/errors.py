@@ -46,7 +46,8 @@ class KeyRequired(ProxyError):
 class TokenError(ProxyError):
     """No token. ``code`` is the endpoint's OAuth error code, only if it is one of RFC 6749
     §5.2's; ``description`` is the endpoint's own text, redacted, for the log and ``check``
-    only: it never reaches a client."""
+    only: it never reaches a client. ``advice``, when set, is what a client is told to do
+    about it instead of the default (the demo sets it)."""
 
     outcome = "unavailable"
 
@@ -57,10 +58,12 @@ class TokenError(ProxyError):
         code: str | None = None,
         description: str | None = None,
         retry_after_seconds: float | None = None,
+        advice: str | None = None,
     ) -> None:
         super().__init__(detail, retry_after_seconds=retry_after_seconds)
         self.code = code
         self.description = description
+        self.advice = advice
 
     def again(self, retry_after_seconds: float) -> Self:
         """The same failure, served again from the negative cache."""
@@ -69,6 +72,7 @@ class TokenError(ProxyError):
             code=self.code,
             description=self.description,
             retry_after_seconds=retry_after_seconds,
+            advice=self.advice,
         )
 
 

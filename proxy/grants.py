@@ -24,11 +24,15 @@ from yarl import URL
 
 from proxy.errors import SecretUnreadable, TokenError, TokenRejected, TokenUnavailable
 from proxy.text import printable
+from proxy.version import VERSION
 
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 MAX_DESCRIPTION_CHARS = 200
 REDACTED = "[redacted]"
-USER_AGENT = "smartdoc-proxy"
+UNREADABLE = "the proxy cannot read its client secret file"
+# Token requests are the proxy's own, so they say who sends them; forwarded requests carry
+# the client's User-Agent (or none), never this.
+USER_AGENT = f"smartdoc-proxy/{VERSION}"
 
 # RFC 6749 §5.2: the only codes a token endpoint's error answer may carry.
 OAUTH_ERROR_CODES = frozenset(
@@ -71,14 +75,17 @@ class Credentials:
     def read_secret(self) -> str:
         if self.secret_file is None:
             return self.secret or ""
+        path = self.secret_file.absolute()
         try:
-            return self.secret_file.read_text(encoding="utf-8").strip()
+            secret = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-            raise SecretUnreadable(
-                f"the proxy cannot read its client secret file {self.secret_file.absolute()}: "
-                f"{reason}"
-            ) from exc
+            raise SecretUnreadable(f"{UNREADABLE} {path}: {reason}") from exc
+        if not secret:
+            # Read in the middle of a rotation that truncates before it writes, say. Sent, it
+            # would be refused as invalid_client, which blames the organization's secret.
+            raise SecretUnreadable(f"{UNREADABLE} {path}: it is empty")
+        return secret
 
 
 def lifetime_of(expires_in: object, default_seconds: float) -> float:
@@ -219,7 +226,12 @@ class TokenClient:
                     )
                 body = await read_capped(response.content.iter_any(), MAX_TOKEN_RESPONSE_BYTES)
                 return response.status, body
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            seconds = credentials.timeout_seconds
+            raise TokenUnavailable(
+                f"the token endpoint did not answer within {seconds:g} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
             raise TokenUnavailable(f"the token endpoint {unreachable_reason(exc)}") from exc
 
 
@@ -228,9 +240,14 @@ def unreachable_reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "did not answer in time"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"failed TLS verification: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
-        return "failed the TLS handshake"
+        # OpenSSL's own words ("unable to get local issuer certificate"); str() would wrap
+        # them in an "[SSL: ...]" code and a line of C source.
+        said = getattr(exc.certificate_error, "verify_message", None)
+        return f"failed TLS verification: {said or 'its certificate was refused'}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        reason = getattr(exc.os_error, "reason", None)  # such as WRONG_VERSION_NUMBER
+        words = f" ({reason.lower().replace('_', ' ')})" if isinstance(reason, str) else ""
+        return f"failed the TLS handshake{words}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "is unreachable: its host name could not be resolved"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -23,12 +23,19 @@ class Option:
     switch: bool = False
     # Given several times (--allow A --allow B), or comma-separated in the environment.
     repeatable: bool = False
+    # No default, and nothing works without it: --help says "(required)".
+    required: bool = False
 
     @property
     def sources(self) -> str:
         """How to set it, for error messages."""
         names = [self.flag] if self.flag else []
         return " / ".join([*names, self.env])
+
+    @property
+    def is_path(self) -> bool:
+        """A file name: in the TOML file, a relative one is taken from the file's own folder."""
+        return self.metavar == "PATH"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -43,7 +50,7 @@ OPTIONS: tuple[Option, ...] = (
            "PEM CA bundle trusted in addition to the system's, for the upstream and the token "
            "endpoint (a TLS-inspecting egress proxy's CA)", "--upstream-ca-file", "PATH"),
     Option("client_id", "SMARTDOC_CLIENT_ID", None,
-           "the organization's client id (required)", "--client-id", "ID"),
+           "the organization's client id", "--client-id", "ID", required=True),
     Option("client_secret_file", "SMARTDOC_CLIENT_SECRET_FILE", None,
            "file holding the client secret, re-read for every token request",
            "--client-secret-file", "PATH"),
@@ -114,3 +121,12 @@ CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
                      "TOML file with any of the settings above, in snake_case",
                      "--config", "PATH")  # fmt: skip
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+# What `check` reads: the token request and whether it may go out in clear, and the secret's
+# expiry, which it reports. The rest (listening, access, logging) is for serving: `check`
+# neither offers those flags nor lets their values, from any source, stop it.
+CHECK_OPTIONS = frozenset({
+    "upstream", "token_url", "client_id", "client_secret_file", "client_secret", "scope",
+    "client_auth", "token_timeout_seconds", "default_token_lifetime_seconds",
+    "allow_insecure_upstream", "secret_expires", "upstream_ca_file",
+})  # fmt: skip

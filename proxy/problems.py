@@ -68,6 +68,8 @@ def problem_for(exc: ProxyError) -> Problem:
 
 
 def detail_of(exc: ProxyError) -> str:
+    if isinstance(exc, TokenError) and exc.advice:
+        return f"{exc.detail}. {exc.advice}"
     if isinstance(exc, TokenRejected):
         return f"{exc.detail}: the client id or secret was rejected or has expired. {CHECK_ADVICE}"
     return exc.detail

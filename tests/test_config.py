@@ -10,6 +10,7 @@ import pytest
 from yarl import URL
 
 from proxy.config import (
+    CHECK_OPTIONS,
     CONFIG_FILE,
     DEFAULT_UPSTREAM,
     OPTIONS,
@@ -211,6 +212,8 @@ def test_the_secret_can_come_from_a_file(tmp_path: Path) -> None:
         ("listen", "[::1]:8443"),
         ("listen", "localhost:1"),
         ("listen", "127.0.0.1:65535"),
+        ("listen", "127.0.0.1:0"),  # any free port
+        ("metrics_listen", "127.0.0.1:0"),
     ],
 )
 def test_boundary_values_are_accepted(name: str, value: str) -> None:
@@ -364,11 +367,136 @@ def test_a_missing_secret_is_refused_naming_both_ways_to_set_it() -> None:
     assert "SMARTDOC_CLIENT_SECRET" in message
 
 
-def test_a_missing_client_id_says_it_is_required() -> None:
+def test_a_missing_client_id_says_it_is_required_once() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({}, SECRET_ENV)
 
-    assert str(caught.value).startswith("--client-id / SMARTDOC_CLIENT_ID: is required")
+    assert caught.value.messages == (
+        "--client-id / SMARTDOC_CLIENT_ID: is required: the organization's client id",
+    )
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_a_port_out_of_range_says_it_is_not_a_port(port: str) -> None:
+    message = config_error({"listen": f"127.0.0.1:{port}"})
+
+    assert message == (
+        f"--listen / SMARTDOC_PROXY_LISTEN: {port} is not a port (a port is 1 to 65535, or 0 "
+        "for any free one)"
+    )
+
+
+def test_a_port_that_is_no_number_says_what_the_address_should_look_like() -> None:
+    message = config_error({"listen": "127.0.0.1:http"})
+
+    assert message == (
+        "--listen / SMARTDOC_PROXY_LISTEN: '127.0.0.1:http' is not HOST:PORT (for example "
+        "127.0.0.1:8080)"
+    )
+
+
+def test_every_bad_setting_is_reported_at_once_one_line_each() -> None:
+    flags = {"listen": "127.0.0.1:65536", "scope": " ", "client_auth": "digest"}
+    env = {"SMARTDOC_TOKEN_TIMEOUT_SECONDS": "soon"}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(flags, env)
+
+    # In the order of the options table, each naming its own option.
+    assert [m.split(": ")[0] for m in caught.value.messages] == [
+        "--listen / SMARTDOC_PROXY_LISTEN",
+        "--client-id / SMARTDOC_CLIENT_ID",
+        "--client-secret-file / SMARTDOC_CLIENT_SECRET_FILE",
+        "--scope / SMARTDOC_SCOPE",
+        "--client-auth / SMARTDOC_CLIENT_AUTH",
+        "--token-timeout-seconds / SMARTDOC_TOKEN_TIMEOUT_SECONDS",
+    ]
+    assert str(caught.value) == "\n".join(caught.value.messages)
+
+
+def test_a_bad_upstream_is_reported_once_though_the_token_url_derives_from_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"upstream": "ftp://api.example"})
+
+    assert len(caught.value.messages) == 1
+    assert caught.value.messages[0].startswith("--upstream / SMARTDOC_UPSTREAM: ")
+
+
+def test_the_rules_across_settings_wait_until_every_setting_is_valid() -> None:
+    # Beyond loopback with no allow-list: refused, but only once the scope is valid too.
+    beyond = {"listen": "0.0.0.0:8080", "scope": " "}
+
+    with pytest.raises(ConfigError) as caught:
+        load(beyond)
+
+    assert caught.value.messages == (
+        "--scope / SMARTDOC_SCOPE: is required: OAuth2 scope to request",
+    )
+
+
+def test_the_rules_across_settings_are_reported_together(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not checked here", encoding="utf-8")
+    flags = {"listen": "0.0.0.0:8080", "tls_cert_file": str(cert)}
+
+    with pytest.raises(ConfigError) as caught:
+        load(flags | {"token_url": "http://tokens.example/connect/token"})
+
+    assert [m.split(": ")[0] for m in caught.value.messages] == [
+        "--tls-cert-file / SMARTDOC_PROXY_TLS_CERT_FILE",
+        "--token-url / SMARTDOC_TOKEN_URL",
+        "--listen / SMARTDOC_PROXY_LISTEN",
+    ]
+
+
+def test_the_toml_file_s_problems_come_with_the_other_settings_problems(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'listne = "127.0.0.1:1"\nclient_id = true\n')
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({"config": path, "scope": " "}, SECRET_ENV)
+
+    messages = caught.value.messages
+    assert messages[0].startswith(f"{path}: unknown setting 'listne'")
+    # client_id's wrong type is its one problem: it is not also reported as missing.
+    assert messages[1] == f"{path}: client_id must be a string or a number"
+    assert messages[2].startswith("--scope / SMARTDOC_SCOPE: is required")
+    assert len(messages) == 3
+
+
+def test_check_s_options_alone_are_judged_when_only_those_are_asked_for() -> None:
+    serving = {
+        "SMARTDOC_PROXY_LISTEN": "0.0.0.0:8080",  # beyond loopback, no allow-list
+        "SMARTDOC_LOG_LEVEL": "LOUD",
+        "SMARTDOC_UPSTREAM_POOL_SIZE": "0",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load(env=serving)
+    assert len(caught.value.messages) == 2  # and the open door, once these two are fixed
+
+    config = load_config({"client_id": CLIENT_ID}, SECRET_ENV | serving, only=CHECK_OPTIONS)
+
+    assert config.listen == Listen("127.0.0.1", 8080)
+    assert config.log_level == "INFO"
+    assert config.upstream_pool_size == 100
+
+
+def test_check_still_judges_the_token_request_s_settings() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            {"token_url": "http://tokens.example/connect/token"},
+            SECRET_ENV,
+            only=CHECK_OPTIONS,
+        )
+
+    assert [m.split(": ")[0] for m in caught.value.messages] == [
+        "--client-id / SMARTDOC_CLIENT_ID",
+    ]
+    with pytest.raises(ConfigError, match=r"--token-url / SMARTDOC_TOKEN_URL: .* in clear"):
+        load_config(
+            {"client_id": CLIENT_ID, "token_url": "http://tokens.example/connect/token"},
+            SECRET_ENV,
+            only=CHECK_OPTIONS,
+        )
 
 
 @pytest.mark.parametrize(
@@ -540,3 +668,128 @@ def test_readme_documents_every_option() -> None:
             # "10" must not be found in "100": the default stands alone in its cell.
             alone = rf"(?<![\w.]){re.escape(option.default)}(?![\w.])"
             assert re.search(alone, default_cell), option.name
+
+
+def test_relative_paths_in_the_toml_file_are_taken_from_the_file_s_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "secret").write_text(SECRET, encoding="utf-8")
+    (folder / "keys").write_text("alice key-1\n", encoding="utf-8")
+    toml = write_toml(folder, 'client_secret_file = "secret"\ninbound_keys_file = "./keys"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    config = load_config({"client_id": CLIENT_ID, "config": toml}, {})
+
+    assert config.client_secret_file == folder / "secret"
+    assert config.inbound_keys_file == folder / "keys"
+
+
+def test_relative_paths_from_flags_and_environment_are_taken_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secret").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "keys").write_text("key-1\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+    config = load_config(
+        {"client_id": CLIENT_ID, "client_secret_file": "secret"},
+        {"SMARTDOC_PROXY_INBOUND_KEYS_FILE": "keys"},
+    )
+
+    assert config.client_secret_file == tmp_path / "secret"
+    assert config.inbound_keys_file == tmp_path / "keys"
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        pytest.param({"config": "absent.toml"}, {}, id="config-file"),
+        pytest.param({"client_secret_file": "absent-secret"}, {}, id="secret-file"),
+        pytest.param({}, {"SMARTDOC_PROXY_INBOUND_KEYS_FILE": "absent-keys"}, id="keys-file"),
+        pytest.param({"tls_cert_file": "c.pem", "tls_key_file": "k.pem"}, {}, id="tls-files"),
+    ],
+)
+def test_every_file_error_shows_the_absolute_path_it_tried(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: dict[str, str | None],
+    env: dict[str, str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secret = {} if "client_secret_file" in flags else SECRET_ENV
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({"client_id": CLIENT_ID} | flags, secret | env)
+
+    for message, name in zip(caught.value.messages, [*flags, *env], strict=True):
+        relative = (flags | env)[name] or ""
+        assert f" {tmp_path / relative}" in message, message
+
+
+def test_a_toml_file_s_errors_name_it_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_toml(tmp_path, 'listne = "x"\n')
+    monkeypatch.chdir(tmp_path)
+
+    message = config_error({"config": "proxy.toml"})
+
+    assert message.startswith(f"{tmp_path / 'proxy.toml'}: unknown setting 'listne'")
+
+
+def test_a_toml_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.toml"
+    path.write_bytes(b'scope = "caf\xe9"\n')
+
+    message = config_error({"config": str(path)})
+
+    assert message == f"--config / SMARTDOC_PROXY_CONFIG: {path} is not UTF-8 text"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        pytest.param(b"", "is empty; write the client secret into it", id="empty"),
+        pytest.param(b" \n", "is empty; write the client secret into it", id="blank"),
+        pytest.param(b"\xff\xfe", "is not UTF-8 text", id="not-text"),
+    ],
+)
+def test_a_secret_file_without_a_secret_is_a_configuration_error(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(content)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({"client_id": CLIENT_ID, "client_secret_file": str(secret_file)}, {})
+
+    assert caught.value.messages == (
+        f"--client-secret-file / SMARTDOC_CLIENT_SECRET_FILE: {secret_file} {problem}",
+    )
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_secret_variable_set_to_nothing_is_a_configuration_error(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({"client_id": CLIENT_ID}, {"SMARTDOC_CLIENT_SECRET": value})
+
+    assert caught.value.messages == (
+        "SMARTDOC_CLIENT_SECRET: is set but empty; put the secret in it, or unset it and use "
+        "--client-secret-file",
+    )
+
+
+def test_a_secret_variable_set_to_nothing_gives_way_to_a_secret_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET, encoding="utf-8")
+
+    config = load_config(
+        {"client_id": CLIENT_ID, "client_secret_file": str(secret_file)},
+        {"SMARTDOC_CLIENT_SECRET": ""},
+    )
+
+    assert (config.client_secret, config.client_secret_file) == (None, secret_file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import shutil
 import signal
 from collections.abc import Awaitable, Callable
@@ -187,20 +188,74 @@ async def test_requests_sees_no_error_across_a_token_expiry_and_a_revocation(
     assert not [line for line in counted if 'status="401"' in line]
 
 
+async def _banner(process: asyncio.subprocess.Process) -> list[str]:
+    """The demo's banner, up to its last line."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Press Ctrl+C"):
+        line = await asyncio.wait_for(process.stdout.readline(), CLIENT_TIMEOUT_SECONDS)
+        assert line, f"the demo exited before its banner ended: {lines}"
+        lines.append(line.decode().rstrip("\n"))
+    return lines
+
+
+async def _answers(session: aiohttp.ClientSession, method: str, url: str, status: int) -> None:
+    """Ask until ``url`` answers ``status``, for at most CLIENT_TIMEOUT_SECONDS."""
+    deadline = asyncio.get_running_loop().time() + CLIENT_TIMEOUT_SECONDS
+    while True:
+        async with session.request(method, url) as response:
+            if response.status == status:
+                return
+        assert asyncio.get_running_loop().time() < deadline, f"{method} {url}: {response.status}"
+        await asyncio.sleep(0.1)
+
+
 async def test_demo_prints_a_curl_line_that_gets_a_real_answer() -> None:
     if shutil.which("curl") is None:
         pytest.skip("the curl binary is not installed")
     async with proxy_command("demo", "--listen", f"127.0.0.1:{free_port()}") as process:
-        assert process.stdout is not None
-        banner = ""
-        while "curl" not in banner:
-            line = await asyncio.wait_for(process.stdout.readline(), CLIENT_TIMEOUT_SECONDS)
-            assert line, f"the demo exited before printing a curl line: {banner}"
-            banner += line.decode()
-        curl_line = next(line for line in banner.splitlines() if "curl" in line).split()
+        banner = await _banner(process)
+        curl_line = next(line for line in banner if "curl" in line).split()
         answer = json.loads(await _run(*curl_line))
         assert answer[0]["isDefault"] is True
         assert {"workspaceId", "workspaceName", "tenantId"} <= answer[0].keys()
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
+
+
+async def test_a_token_fault_set_through_the_demo_proxy_is_undone_as_its_banner_says() -> None:
+    """Through the proxy, a switch that fails token requests locks the proxy out once its
+    token expires: even the request that would turn the switch off gets the proxy's own 502.
+    The banner, and that 502, say how to recover: ask the stand-in itself."""
+    if shutil.which("curl") is None:
+        pytest.skip("the curl binary is not installed")
+    port = free_port()
+    proxy, listen = f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
+    faults, api = f"{proxy}/_standin/faults", f"{proxy}{API}/sdworkspace/CurrentWorkspaces"
+    demo_command = proxy_command("demo", "--listen", listen, "--token-lifetime-seconds", "2")
+    async with demo_command as process, aiohttp.ClientSession() as session:
+        banner = await _banner(process)
+        standin = banner[0].split()[2]
+        reset = shlex.split(next(line for line in banner if "-X DELETE" in line), comments=True)
+        assert reset == ["curl", "-s", "-X", "DELETE", f"{standin}/_standin/faults"]
+        fault = {"fail_token_requests": 5, "fail_token_mode": "invalid_client"}
+        async with session.post(faults, json=fault) as switched:
+            assert switched.status == 200
+
+        await _answers(session, "GET", api, 502)  # the proxy's token expired; no new one
+        async with session.delete(faults) as refused:
+            assert refused.status == 502
+            problem = await refused.json()
+        assert problem["code"] == "invalid_client"
+        assert problem["detail"].endswith(
+            f"at the stand-in itself (the proxy needs a token to "
+            f"forward anything): {shlex.join(reset)}"
+        )
+        assert "smartdoc-proxy check" not in problem["detail"]  # no advice the demo can't take
+
+        switches = json.loads(await _run(*reset))
+        assert switches["fail_token_requests"] == 0
+        await _answers(session, "GET", api, 200)  # once the proxy's backoff has ended
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), CLIENT_TIMEOUT_SECONDS) == 0
 

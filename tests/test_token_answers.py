@@ -7,6 +7,8 @@ import asyncio
 import base64
 import json
 import logging
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -17,6 +19,8 @@ from proxy import logs
 from proxy.grants import redact, secret_forms
 from tests.conftest import MakeStack
 from tests.fakes import CLIENT_ID, SECRET, json_of
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def _split_token_app(parts: list[bytes], pause: float, status: int = 200) -> web.Application:
@@ -92,8 +96,19 @@ async def test_a_200_that_is_not_json_is_the_endpoint_failing_not_the_credential
     assert 'smartdoc_proxy_token_fetches_total{outcome="rejected"} 0.0' in metrics
 
 
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        pytest.param(Path.unlink, "No such file or directory", id="deleted"),
+        pytest.param(lambda path: path.write_text(""), "it is empty", id="emptied"),
+    ],
+)
 async def test_an_unreadable_secret_file_is_a_local_fault_with_its_own_outcome(
-    make_stack: MakeStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_stack: MakeStack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    spoil: Callable[[Path], object],
+    reason: str,
 ) -> None:
     caplog.set_level(logging.INFO)
     secret_file = tmp_path / "secret"
@@ -102,14 +117,17 @@ async def test_an_unreadable_secret_file_is_a_local_fault_with_its_own_outcome(
         env={"SMARTDOC_CLIENT_SECRET": ""}, client_secret_file=str(secret_file)
     )
     await (await stack.client.get("/_proxy/healthz")).read()
-    secret_file.unlink()
+    spoil(secret_file)
     stack.clock.advance(4000)
     response = await stack.client.get("/api/x")
     assert response.status == 502
     problem = json_of(await response.read())
     assert problem["type"] == "urn:smartdoc-proxy:problem:secret-unreadable"
     assert "rejected" not in str(problem).lower()
-    assert str(secret_file) in str(problem["detail"])
+    assert problem["detail"] == (
+        f"the proxy cannot read its client secret file {secret_file}: {reason}"
+    )
+    assert len(stack.endpoint.requests) == 1  # the start-up fetch only: nothing empty was sent
     metrics = await (await stack.client.get("/_proxy/metrics")).text()
     assert 'smartdoc_proxy_token_fetches_total{outcome="secret_unreadable"} 1.0' in metrics
     lines = [r.getMessage() for r in caplog.records if "token fetch failed" in r.getMessage()]
@@ -184,5 +202,6 @@ def test_redact(text: str, expected: str) -> None:
 async def test_token_requests_identify_the_proxy(make_stack: MakeStack) -> None:
     stack = await make_stack()
     await (await stack.client.get("/api/x", headers={"User-Agent": "legacy/1.0"})).read()
-    assert stack.endpoint.requests[0].headers["User-Agent"].startswith("smartdoc-proxy")
+    version = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["version"]
+    assert stack.endpoint.requests[0].headers["User-Agent"] == f"smartdoc-proxy/{version}"
     assert stack.upstream.received[0].headers["User-Agent"] == "legacy/1.0"

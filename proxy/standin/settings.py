@@ -39,6 +39,11 @@ __all__ = [
     "settings_from_args",
 ]
 
+from .faults import (
+    API_FAULT_STATUSES,
+    TOKEN_FAULT_MODES,
+)
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -50,9 +55,7 @@ _DEMO_ORGANIZATION = OrganizationSettings(
     DEFAULT_ORGANIZATION_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 )
 _MIXED_CREDENTIALS = "not together with --organization, which gives each organization's own"
-_METAVARS = {"workspaces": "WORKSPACE", "organizations": FORMAT, "replay": "FILE.har"}
 _SHOWN_DEFAULTS = {
-    "client_secret": "hidden",
     "organizations": f"one organization, {DEFAULT_ORGANIZATION_NAME!r}, with --client-id and"
     " --client-secret",
     "replay": "none",
@@ -184,15 +187,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for f in fields(StandinSettings):
         repeatable = f.name in REPEATABLE
-        default = _SHOWN_DEFAULTS.get(f.name, repr(f.default))
+        default = _SHOWN_DEFAULTS.get(f.name) or shown_default(f.default)
         parser.add_argument(
             flag_for(f.name),
             dest=f.name,
             default=None,
             action="append" if repeatable else "store",
-            metavar=_METAVARS.get(f.name),
+            metavar=metavar_for(f.name),
             help=f"{f.metadata['help']} (default {default})",
         )
+
+
+# What a flag's value is, for --help, where the name does not say it (argparse would show the
+# field's name in capitals).
+_METAVARS = {
+    "client_id": "ID",
+    "client_secret": "SECRET",
+    "default_workspace_name": "NAME",
+    "workspaces": "WORKSPACE",
+    "organizations": FORMAT,
+    "replay": "FILE.har",
+    "fail_token_mode": "|".join(TOKEN_FAULT_MODES),
+    "fail_api_status": "|".join(str(status) for status in API_FAULT_STATUSES),
+}
+
+
+def metavar_for(name: str) -> str:
+    """How `--help` names the value of field `name`'s flag."""
+    if name in _METAVARS:
+        return _METAVARS[name]
+    if name.endswith("_seconds"):
+        return "SECONDS"
+    if name.endswith(("_requests", "_attempts")):
+        return "N"
+    return "URL" if name.endswith("_url") else "VALUE"
+
+
+def shown_default(value: object) -> str:
+    """A default as `--help` says it: `none` for no value, never Python's `None` or `()`."""
+    # The demo secret is shown as it is: it is no secret (the README names it).
+    return "none" if value is None or value == () else str(value)
 
 
 def settings_from_args(ns: argparse.Namespace) -> StandinSettings:
