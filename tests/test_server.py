@@ -384,3 +384,31 @@ async def test_demo_listen_port_zero_prints_the_port_it_got() -> None:
     finally:
         process.terminate()
         await process.communicate()
+
+
+async def test_keys_over_plain_http_beyond_loopback_are_warned_about(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice {ALICE}\n")
+    port = free_port("0.0.0.0")  # noqa: S104 (the non-loopback address under test)
+    process = await start(
+        *_base(fakes, port)[:2], f"0.0.0.0:{port}", *_base(fakes, port)[3:],
+        "--inbound-keys-file", str(keys), env={"SMARTDOC_CLIENT_SECRET": SECRET},
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        while not any("listening on" in line for line in lines):
+            line = (await asyncio.wait_for(process.stderr.readline(), 10)).decode()
+            assert line, "".join(lines)
+            lines.append(line)
+        await asyncio.sleep(0.2)
+    finally:
+        process.terminate()
+        _, rest = await process.communicate()
+    text = "".join(lines) + rest.decode()
+    warning = next(line for line in text.splitlines() if "travel in clear" in line)
+    assert "WARNING" in warning
+    assert "--tls-cert-file" in warning
+    assert ALICE not in text
