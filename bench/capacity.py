@@ -1,0 +1,98 @@
+"""What the contenders hold: 1 GiB each way with bounded memory, and 10 000 idle keep-alive
+connections while a load runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvloop
+
+from bench import load
+from bench.contenders import JSON_PATH, Contender, Setup, running
+from bench.load import Sample
+from bench.report import Bar, Column, Result, Rounds, field_of, median, ratio, worst_of
+from bench.scenarios import P99, RPS, Plan, alternate, proxy_ratio
+
+PEAK_RSS_LIMIT_MIB = 64
+
+
+def streaming(plan: Plan) -> Result:
+    gib = plan.stream_bytes / 2**30
+    work = plan.directory("stream")
+    source = work / "upload.bin"
+    with source.open("wb") as sparse:
+        sparse.truncate(plan.stream_bytes)  # reads as zeros, costs no disk
+
+    def measure(contender: Contender) -> Sample:
+        down = load.transfer(contender, "download", plan.stream_bytes, source)
+        up = load.transfer(contender, "upload", plan.stream_bytes, source)
+        extra = {f"down_{k}": v for k, v in down.extra.items()}
+        extra |= {f"up_{k}": v for k, v in up.extra.items()}
+        for name, sample in (("down", down), ("up", up)):
+            if sample.cpu_us_per_request is not None:
+                extra[f"{name}_cpu_s_per_gib"] = sample.cpu_us_per_request / 1e6 / gib
+        return Sample(2, down.seconds + up.seconds, down.errors + up.errors, extra=extra)
+
+    with running(Setup(), work) as stack:
+        rounds = alternate(plan, stack.contenders, measure)
+    columns = [
+        Column(f"{way} MiB/s", field_of(f"{key}_mib_per_s"), spread=True) for way, key in WAYS
+    ]
+    columns += [
+        Column(f"{w} ÷ nginx", ratio(field_of(f"{k}_mib_per_s"), "nginx"), 2) for w, k in WAYS
+    ]
+    columns += [Column(f"{w} peak RSS MiB", field_of(f"{k}_peak_rss_mib"), 1) for w, k in WAYS]
+    columns += [Column(f"{w} CPU s/GiB", field_of(f"{k}_cpu_s_per_gib"), 2) for w, k in WAYS]
+    bars = [
+        Bar(f"{way} peak RSS ≤ {PEAK_RSS_LIMIT_MIB} MiB (worst round)",
+            worst_of(f"{key}_peak_rss_mib", "proxy"), PEAK_RSS_LIMIT_MIB, at_least=False,
+            unit=" MiB")
+        for way, key in WAYS
+    ]  # fmt: skip
+    bars += [
+        Bar(f"{way} throughput ≥ nginx's", proxy_ratio(field_of(f"{key}_mib_per_s"), "nginx"),
+            1.0, at_least=True, unit="x")
+        for way, key in WAYS
+    ]  # fmt: skip
+    title = f"Streaming {gib:g} GiB down and {gib:g} GiB up, one transfer at a time"
+    result = Result(f"{title} (curl, {plan.rounds_of('one each')})", rounds, columns, bars)
+    result.notes.append("peak RSS is the process's VmHWM, reset before each transfer")
+    return result
+
+
+WAYS = (("download", "down"), ("upload", "up"))
+
+
+def idle_connections(plan: Plan) -> Result:
+    count = plan.idle_connections
+
+    def measure(contender: Contender) -> Sample:
+        def during() -> asyncio.Future[Sample]:
+            return asyncio.ensure_future(asyncio.to_thread(
+                load.wrk, contender, JSON_PATH, connections=50, seconds=plan.seconds))  # fmt: skip
+
+        return uvloop.run(load.hold_idle(contender, count, JSON_PATH, during))
+
+    with running(Setup(), plan.directory("idle")) as stack:
+        rounds = alternate(plan, stack.contenders, measure)
+    columns = (
+        Column("opened", field_of("opened")), Column("held", field_of("held")),
+        Column("RSS idle MiB", field_of("rss_idle_mib"), 1),
+        Column("RSS under load MiB", field_of("rss_loaded_mib"), 1),
+        RPS, P99, Column("errors", field_of("errors")),
+    )  # fmt: skip
+    held = Bar(f"all {count:,} idle connections held (fraction still answering afterwards)",
+               lambda r: _held_fraction(r, count), 1.0, at_least=True)  # fmt: skip
+    served = Bar("normal requests still served (req/s during, 50 connections)",
+                 lambda r: median([s.rps if not s.errors else 0.0 for s in r.get("proxy", [])]),
+                 1.0, at_least=True)  # fmt: skip
+    title = f"{count:,} idle keep-alive connections held while 50 connections load"
+    return Result(f"{title} ({plan.rounds_of(f'{plan.seconds:g} s')})", rounds, columns,
+                  (held, served))  # fmt: skip
+
+
+def _held_fraction(rounds: Rounds, count: int) -> float | None:
+    with contextlib.suppress(KeyError, ValueError):
+        return min(s.extra["held"] for s in rounds["proxy"]) / count
+    return None
