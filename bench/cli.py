@@ -77,7 +77,7 @@ def plan_from(args: argparse.Namespace, work: Path) -> Plan:
 
 def _version(argv: list[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return (done.stdout + done.stderr).strip().splitlines()[0]
+    return next(iter((done.stdout + done.stderr).strip().splitlines()), "")
 
 
 def describe_machine(command: str) -> str:
