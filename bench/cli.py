@@ -80,23 +80,29 @@ def _version(argv: list[str]) -> str:
     return next(iter((done.stdout + done.stderr).strip().splitlines()), "")
 
 
+def tool_versions() -> str:
+    nginx = _version(["nginx", "-v"]).removeprefix("nginx version: ")
+    wrk = _version(["wrk", "--version"]).split(" [")[0]
+    curl = " ".join(_version(["curl", "--version"]).split()[:2])
+    uvloop = metadata.version("uvloop")
+    return f"aiohttp {aiohttp.__version__}, {nginx}, {wrk}, {curl}, uvloop {uvloop} (upstream only)"
+
+
 def describe_machine(command: str) -> str:
     model = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")), platform.machine(),
     )  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     commit = _version(["git", "log", "-1", "--format=%h %s"])
     dirty = " (with uncommitted changes)" if _version(["git", "status", "--short"]) else ""
     features = [f"{name} ({flag})" for name, flag in contenders.FEATURES.items()
                 if contenders.has_feature(name)]  # fmt: skip
     return "\n".join([
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {os.cpu_count()} cores ({model}), "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"- machine: {os.cpu_count()} cores ({model}), {memory:.0f} GiB, "
         f"Linux {platform.release()}",
-        f"- Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
-        f"uvloop {metadata.version('uvloop')} (upstream only), {_version(['nginx', '-v'])}, "
-        f"{_version(['wrk', '--version']).split(' [')[0]}, {_version(['curl', '--version'])[:12]}",
+        f"- Python {platform.python_version()}, {tool_versions()}",
         f"- proxy: {commit}{dirty}",
         f"- features found in `run --help`: {', '.join(features) or 'none'}",
         f"- command: `{command}`",
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(name: str, plan: Plan, parts: list[str]) -> Result:
     started = time.monotonic()
     result = SCENARIOS[name](plan)
-    parts.append(result.markdown() + f"\n({name}: {time.monotonic() - started:.0f} s)\n")
+    # Other work on the machine shows in the spread; the load average says how much there was.
+    took = f"{name}: {time.monotonic() - started:.0f} s, load average {os.getloadavg()[0]:.2f}"
+    parts.append(result.markdown() + f"\n({took})\n")
     print(parts[-1], flush=True)
     return result
