@@ -6,6 +6,7 @@ load) and only then is the median taken over the rounds: ratios across runs don'
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ Value = Callable[[Rounds, str, int], float | None]  # (rounds, contender, round)
 
 
 def median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
+    present = [v for v in values if v is not None and not math.isnan(v)]
     return statistics.median(present) if present else None
 
 
@@ -27,7 +28,7 @@ def per_round(rounds: Rounds, name: str, value: Value) -> list[float | None]:
 
 def spread_percent(values: Sequence[float | None]) -> float | None:
     """Half the range, as a percentage of the median: how far apart the rounds were."""
-    present = [v for v in values if v is not None]
+    present = [v for v in values if v is not None and not math.isnan(v)]
     middle = median(present)
     if len(present) < 2 or not middle:
         return None
@@ -43,28 +44,26 @@ def field_of(attribute: str) -> Value:
     return value
 
 
-def ratio(value: Value, reference: str) -> Value:
-    """``value`` of a contender over the reference's, in the same round."""
+def _against(value: Value, reference: str, combine: Callable[[float, float], float]) -> Value:
+    """``combine(mine, the reference's)`` of ``value``, in the same round."""
 
     def of(rounds: Rounds, name: str, i: int) -> float | None:
         if reference not in rounds or name == reference:
             return None
         mine, theirs = value(rounds, name, i), value(rounds, reference, i)
-        return mine / theirs if mine is not None and theirs else None
+        return None if mine is None or theirs is None else combine(mine, theirs)
 
     return of
+
+
+def ratio(value: Value, reference: str) -> Value:
+    """``value`` of a contender over the reference's, in the same round."""
+    return _against(value, reference, lambda mine, theirs: mine / theirs if theirs else math.nan)
 
 
 def added(value: Value, reference: str) -> Value:
     """``value`` of a contender minus the reference's, in the same round."""
-
-    def of(rounds: Rounds, name: str, i: int) -> float | None:
-        if reference not in rounds or name == reference:
-            return None
-        mine, theirs = value(rounds, name, i), value(rounds, reference, i)
-        return mine - theirs if mine is not None and theirs is not None else None
-
-    return of
+    return _against(value, reference, lambda mine, theirs: mine - theirs)
 
 
 @dataclass(frozen=True)
