@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from pathlib import Path
 
 import uvloop
 
@@ -17,8 +19,11 @@ from bench.scenarios import P99, RPS, Plan, alternate, proxy_ratio
 PEAK_RSS_LIMIT_MIB = 64
 
 
-def streaming(plan: Plan) -> Result:
-    gib = plan.stream_bytes / 2**30
+WAYS = (("download", "down"), ("upload", "up"))
+
+
+def _upload_source(plan: Plan) -> tuple[Path, Path]:
+    """The stream scenario's directory, and a file of ``stream_bytes`` zeros to upload."""
     work = plan.directory("stream")
     source = work / "upload.bin"
     with source.open("wb") as sparse:
@@ -27,45 +32,59 @@ def streaming(plan: Plan) -> Result:
         # Read once, so that the first upload does not pay for filling the page cache.
         while cached.read(1 << 20):
             pass
+    return work, source
+
+
+def _both_ways(plan: Plan, source: Path) -> Callable[[Contender], Sample]:
+    gib = plan.stream_bytes / 2**30
 
     def measure(contender: Contender) -> Sample:
-        down = load.transfer(contender, "download", plan.stream_bytes, source)
-        up = load.transfer(contender, "upload", plan.stream_bytes, source)
-        extra = {f"down_{k}": v for k, v in down.extra.items()}
-        extra |= {f"up_{k}": v for k, v in up.extra.items()}
-        for name, sample in (("down", down), ("up", up)):
+        extra: dict[str, float] = {}
+        seconds, errors = 0.0, 0
+        for way, key in WAYS:
+            sample = load.transfer(contender, way, plan.stream_bytes, source)
+            extra |= {f"{key}_{name}": value for name, value in sample.extra.items()}
             if sample.cpu_us_per_request is not None:
-                extra[f"{name}_cpu_s_per_gib"] = sample.cpu_us_per_request / 1e6 / gib
-        return Sample(2, down.seconds + up.seconds, down.errors + up.errors, extra=extra)
+                extra[f"{key}_cpu_s_per_gib"] = sample.cpu_us_per_request / 1e6 / gib
+            seconds, errors = seconds + sample.seconds, errors + sample.errors
+        return Sample(2, seconds, errors, extra=extra)
 
+    return measure
+
+
+def streaming(plan: Plan) -> Result:
+    work, source = _upload_source(plan)
     with running(Setup(), work) as stack:
-        rounds = alternate(plan, stack.contenders, measure)
-    columns = [
-        Column(f"{way} MiB/s", field_of(f"{key}_mib_per_s"), spread=True) for way, key in WAYS
-    ]
-    columns += [
-        Column(f"{w} ÷ nginx", ratio(field_of(f"{k}_mib_per_s"), "nginx"), 2) for w, k in WAYS
-    ]
-    columns += [Column(f"{w} peak RSS MiB", field_of(f"{k}_peak_rss_mib"), 1) for w, k in WAYS]
-    columns += [Column(f"{w} CPU s/GiB", field_of(f"{k}_cpu_s_per_gib"), 2) for w, k in WAYS]
-    bars = [
-        Bar(f"{way} peak RSS ≤ {PEAK_RSS_LIMIT_MIB} MiB (worst round)",
-            worst_of(f"{key}_peak_rss_mib", "proxy"), PEAK_RSS_LIMIT_MIB, at_least=False,
-            unit=" MiB")
-        for way, key in WAYS
-    ]  # fmt: skip
-    bars += [
-        Bar(f"{way} throughput ≥ nginx's", proxy_ratio(field_of(f"{key}_mib_per_s"), "nginx"),
-            1.0, at_least=True, unit="x")
-        for way, key in WAYS
-    ]  # fmt: skip
+        rounds = alternate(plan, stack.contenders, _both_ways(plan, source))
+    gib = plan.stream_bytes / 2**30
     title = f"Streaming {gib:g} GiB down and {gib:g} GiB up, one transfer at a time"
-    result = Result(f"{title} (curl, {plan.rounds_of('one each')})", rounds, columns, bars)
-    result.notes.append("peak RSS is the process's VmHWM, reset before each transfer")
+    result = Result(f"{title} (curl, {plan.rounds_of('one each')})", rounds, STREAM_COLUMNS,
+                    STREAM_BARS)  # fmt: skip
+    cumulative = any(s.extra.get("down_peak_is_cumulative") for r in rounds.values() for s in r)
+    result.notes.append(
+        "peak RSS is the process's VmHWM, "
+        + (
+            "since start: it could not be reset here"
+            if cumulative
+            else "reset before each transfer"
+        )
+    )
     return result
 
 
-WAYS = (("download", "down"), ("upload", "up"))
+STREAM_COLUMNS = (
+    *(Column(f"{w} MiB/s", field_of(f"{k}_mib_per_s"), spread=True) for w, k in WAYS),
+    *(Column(f"{w} ÷ nginx", ratio(field_of(f"{k}_mib_per_s"), "nginx"), 2) for w, k in WAYS),
+    *(Column(f"{w} peak RSS MiB", field_of(f"{k}_peak_rss_mib"), 1) for w, k in WAYS),
+    *(Column(f"{w} CPU s/GiB", field_of(f"{k}_cpu_s_per_gib"), 2) for w, k in WAYS),
+)
+STREAM_BARS = (
+    *(Bar(f"{way} peak RSS ≤ {PEAK_RSS_LIMIT_MIB} MiB (worst round)",
+          worst_of(f"{key}_peak_rss_mib", "proxy"), PEAK_RSS_LIMIT_MIB, at_least=False,
+          unit=" MiB") for way, key in WAYS),
+    *(Bar(f"{way} throughput ≥ nginx's", proxy_ratio(field_of(f"{key}_mib_per_s"), "nginx"),
+          1.0, at_least=True, unit="x") for way, key in WAYS),
+)  # fmt: skip
 
 
 def idle_connections(plan: Plan) -> Result:
