@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -146,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(name: str, plan: Plan, parts: list[str]) -> Result:
     started = time.monotonic()
-    result = SCENARIOS[name](plan)
+    try:
+        result = SCENARIOS[name](plan)
+    except Exception as exc:  # one scenario failing must not end a long run
+        traceback.print_exc()
+        result = Result(name, unavailable=f"it failed: {type(exc).__name__}: {exc}")
     # Other work on the machine shows in the spread; the load average says how much there was.
     took = f"{name}: {time.monotonic() - started:.0f} s, load average {os.getloadavg()[0]:.2f}"
     parts.append(result.markdown() + f"\n({took})\n")

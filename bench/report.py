@@ -137,6 +137,7 @@ class Result:
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]
         if self.unavailable:
+            # "not available in this build", or why the scenario failed
             return "\n".join([*lines, f"Not run: {self.unavailable}.", ""])
         if self.preformatted is not None:
             return "\n".join([*lines, self.preformatted, *(f"- {n}" for n in self.notes), ""])
