@@ -197,8 +197,9 @@ def https_latency(plan: Plan) -> Result:
 
 # A scenario that needs a feature of the proxy still being built: it runs once `run --help`
 # shows the feature's flag (bench.contenders.FEATURES), and is reported as not available before.
-INBOUND_KEY = "bench-inbound-key"
-INBOUND_KEY_HEADERS = {"Authorization": f"Bearer {INBOUND_KEY}"}  # check when the feature lands
+INBOUND_KEY = "bench-inbound-key-0123456789"
+# As a client presents its key to the proxy (README, "Who gets in").
+INBOUND_KEY_HEADERS = {"X-Proxy-Key": INBOUND_KEY}
 
 
 def unavailable(title: str, feature: str) -> Result:
@@ -211,7 +212,7 @@ def inbound_keys(plan: Plan) -> Result:
     if not has_feature("inbound keys"):
         return unavailable(title, "inbound keys")
     keys = plan.work / "inbound-keys"
-    keys.write_text(INBOUND_KEY + "\n")
+    keys.write_text(f"bench {INBOUND_KEY}\n")
     spec = ProxySpec(args=(FEATURES["inbound keys"], str(keys)), client_headers=INBOUND_KEY_HEADERS)
     return wrk_table(plan, "keys", title, Setup(proxies=(spec,)), 50, bars=(CPU_BAR, NGINX_BAR))
 

@@ -223,7 +223,13 @@ async def _relay(
             upstream.headers, upstream=config.upstream, public_origin=config.public_origin
         ),
     )
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionError:
+        # The client left before its answer could start: nothing to send, nothing to log
+        # beyond its access line (499).
+        exchange.cut = "client gone"
+        return response
     exchange.status, exchange.response_started = upstream.status, True
     if request.method != "HEAD":
         try:
@@ -245,7 +251,9 @@ def _cut(
     """Close the client's connection mid-answer, so that it sees a short body rather than a
     complete-looking one (a chunked answer would otherwise get its last chunk)."""
     exchange.cut = why
-    logger.warning(
+    # A client that leaves is routine; an upstream that cuts its answer is worth a warning.
+    logger.log(
+        logging.INFO if why == "client gone" else logging.WARNING,
         "answer to %s %s cut after %d bytes: %s",
         exchange.method,
         exchange.path,

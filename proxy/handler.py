@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from proxy import ops, token_endpoint
 from proxy.errors import ProxyError
-from proxy.exchange import Exchange, record
+from proxy.exchange import CLIENT_CLOSED, Exchange, record
 from proxy.forward import forward
 from proxy.keys import LIVE, METRICS, OBSERVERS
 from proxy.problems import OTHER, answer, problem
@@ -57,6 +57,11 @@ async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web
         response = await route(request, exchange)
     except (ProxyError, web.HTTPException) as exc:
         response = answer(exc)
+    except ConnectionError:
+        # The client went away (mid-upload, or before its answer): no one to answer, and no
+        # fault of the proxy's. Recorded as 499, with no traceback.
+        exchange.cut = "client gone"
+        return web.Response(status=CLIENT_CLOSED)
     except Exception:
         logger.exception("unexpected error handling %s %s", exchange.method, exchange.path)
         if exchange.response_started:
@@ -66,7 +71,7 @@ async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web
                 request.transport.close()
             raise
         response = problem(OTHER.status, OTHER.slug, OTHER.title, "see the proxy's log")
-    if not exchange.response_started:
+    if not exchange.response_started and exchange.cut is None:
         exchange.status = response.status
         body = response.body if isinstance(response, web.Response) else None
         if isinstance(body, bytes) and request.method != "HEAD":

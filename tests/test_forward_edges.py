@@ -225,3 +225,24 @@ async def test_a_post_on_a_stale_connection_is_not_resent_and_the_client_is_told
         assert upstream.answered.count(b"POST /create HTTP/1.1") == 0
     finally:
         server.close()
+
+
+async def test_a_client_gone_before_its_answer_is_a_499_line_not_a_traceback(
+    make_stack: MakeStack, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def respond(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.json_response({"late": True})
+
+    upstream.responder = respond
+    stack = await make_stack()
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: p\r\n\r\n")
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.6)
+    (record,) = [r for r in _access(caplog) if r.path == "/slow"]
+    assert record.status == 499
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
