@@ -238,7 +238,7 @@ async def test_a_client_gone_before_its_answer_is_a_499_line_not_a_traceback(
 
     upstream.responder = respond
     stack = await make_stack()
-    reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
+    _, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
     writer.write(b"GET /slow HTTP/1.1\r\nHost: p\r\n\r\n")
     await writer.drain()
     writer.close()
