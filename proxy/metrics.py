@@ -72,6 +72,7 @@ class Metrics:
             "Days until the client secret expires, from --secret-expires (NaN when not set)",
             registry=registry,
         )
+        self._request_children: dict[tuple[str, ...], Counter] = {}
         self.in_flight = Gauge(
             "smartdoc_proxy_requests_in_flight", "Requests being handled", registry=registry
         )
@@ -79,8 +80,13 @@ class Metrics:
     def observe(self, exchange: Exchange) -> None:
         if exchange.own:
             return  # probes and scrapes are not API traffic
-        method, status = method_label(exchange.method), str(exchange.status)
-        self.requests.labels(method, operation(exchange.path), status, exchange.client).inc()
+        labels = (method_label(exchange.method), operation(exchange.path), str(exchange.status),
+                  exchange.client)  # fmt: skip
+        # Children bound once per label set: labels() takes a lock and builds a tuple each call.
+        child = self._request_children.get(labels)
+        if child is None:
+            child = self._request_children[labels] = self.requests.labels(*labels)
+        child.inc()
         self.request_seconds.observe(exchange.duration_seconds)
         for seconds in exchange.upstream_seconds:
             self.upstream_seconds.observe(seconds)
