@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import aiohttp
 from aiohttp import web
 
-from proxy import demo, logs
+from proxy import demo, logs, runner
 from proxy.app import create_app, credentials
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
 from proxy.errors import TokenError
@@ -116,8 +116,9 @@ def serve(app: web.Application, config: Config, announce: str | None = None) -> 
             print(announce, flush=True)
 
     try:
-        web.run_app(
+        runner.run_app(
             app,
+            config,
             host=config.listen.host,
             port=config.listen.port,
             # aiohttp reads a timeout of 0 as "wait forever"; a grace of 0 means "don't wait".

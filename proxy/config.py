@@ -76,6 +76,11 @@ class Config:
     public_url: URL | None
     upstream_pool_size: int
     upstream_pool_timeout_seconds: float
+    client_header_timeout_seconds: float
+    keepalive_timeout_seconds: float
+    max_request_line_bytes: int
+    max_header_bytes: int
+    max_headers: int
 
     @property
     def public_origin(self) -> str | None:
@@ -152,6 +157,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("upstream_pool_timeout_seconds", "SMARTDOC_UPSTREAM_POOL_TIMEOUT_SECONDS", "10",
            "seconds a request may wait for a free upstream connection (then 503)",
            "--upstream-pool-timeout-seconds", "SECONDS"),
+    Option("client_header_timeout_seconds", "SMARTDOC_PROXY_CLIENT_HEADER_TIMEOUT_SECONDS", "10",
+           "seconds a client may take to send a request's headers (then 408, and closed)",
+           "--client-header-timeout-seconds", "SECONDS"),
+    Option("keepalive_timeout_seconds", "SMARTDOC_PROXY_KEEPALIVE_TIMEOUT_SECONDS", "75",
+           "seconds an idle client keep-alive connection is kept open",
+           "--keepalive-timeout-seconds", "SECONDS"),
+    Option("max_request_line_bytes", "SMARTDOC_PROXY_MAX_REQUEST_LINE_BYTES", "8190",
+           "longest request line, method and target included (then 414)",
+           "--max-request-line-bytes", "BYTES"),
+    Option("max_header_bytes", "SMARTDOC_PROXY_MAX_HEADER_BYTES", "65536",
+           "request line and headers together at most (then 431)", "--max-header-bytes",
+           "BYTES"),
+    Option("max_headers", "SMARTDOC_PROXY_MAX_HEADERS", "100",
+           "header fields in a request at most (then 431)", "--max-headers", "N"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
@@ -229,7 +248,16 @@ def _build(raw: Mapping[str, str | None]) -> Config:
         public_url=_http_url("public_url", public_url).origin() if public_url else None,
         upstream_pool_size=_number(raw, "upstream_pool_size", int),
         upstream_pool_timeout_seconds=_number(raw, "upstream_pool_timeout_seconds", float),
+        **_limits(raw),
     )
+
+
+def _limits(raw: Mapping[str, str | None]) -> dict[str, Any]:
+    seconds = ("client_header_timeout_seconds", "keepalive_timeout_seconds")
+    counts = ("max_request_line_bytes", "max_header_bytes", "max_headers")
+    values: dict[str, Any] = {name: _number(raw, name, float) for name in seconds}
+    values |= {name: _number(raw, name, int) for name in counts}
+    return values
 
 
 def _fail(name: str, problem: str) -> ConfigError:

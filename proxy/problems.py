@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import (
+    HeadTimeout,
+    HeadTooLarge,
+    MalformedRequest,
     ProxyError,
+    RequestLineTooLong,
     SecretUnreadable,
     TokenError,
     TokenRejected,
@@ -38,6 +42,8 @@ class Problem:
     slug: str
     title: str
     retry: bool = False  # send Retry-After: waiting is what helps
+    # Close the connection after the answer: what is left of the request is not read.
+    close: bool = False
 
 
 PROBLEMS: dict[type[ProxyError], Problem] = {
@@ -50,6 +56,14 @@ PROBLEMS: dict[type[ProxyError], Problem] = {
     UpstreamBusy: Problem(503, "upstream-busy",
                           "No connection to SmartDocumentor came free in time", retry=True),
     UpstreamTimeout: Problem(504, "upstream-timeout", "SmartDocumentor did not answer in time"),
+    MalformedRequest: Problem(400, "malformed-request", "The request is not valid HTTP/1.1",
+                              close=True),
+    RequestLineTooLong: Problem(414, "request-line-too-long", "The request line is too long",
+                                close=True),
+    HeadTooLarge: Problem(431, "headers-too-large", "The request's headers are too large",
+                          close=True),
+    HeadTimeout: Problem(408, "header-timeout", "The request's headers did not arrive in time",
+                         close=True),
 }  # fmt: skip
 OTHER = Problem(500, "internal", "The proxy failed to handle the request")
 
@@ -97,9 +111,12 @@ def answer(exc: ProxyError | web.HTTPException, *, status: int | None = None) ->
     if entry.retry:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_seconds or 1)))
     extra = {"code": exc.code} if isinstance(exc, TokenError) and exc.code else {}
-    return problem(
+    response = problem(
         status or entry.status, entry.slug, entry.title, detail_of(exc), headers, **extra
     )
+    if entry.close:
+        response.force_close()
+    return response
 
 
 _FRAMING = frozenset({"content-type", "content-length", "server", "date"})
