@@ -15,7 +15,17 @@ from proxy.config import Config
 from proxy.errors import TOKEN_OUTCOMES
 from proxy.grants import Credentials, TokenClient
 from proxy.handler import handle
-from proxy.keys import CONFIG, FRESH_SESSION, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
+from proxy.keys import (
+    CONFIG,
+    FRESH_SESSION,
+    METRICS,
+    OBSERVERS,
+    REPLAY_BUDGET,
+    STREAMING_SLOTS,
+    TOKENS,
+    UPSTREAM_SESSION,
+)
+from proxy.limits import ReplayBudget, streaming_share
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
@@ -26,12 +36,14 @@ def create_app(
     config: Config, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
 ) -> web.Application:
     """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache."""
-    # Bodies up to the replay limit are read into memory; larger ones are streamed and never
-    # meet this limit.
+    # Request bodies are read by proxy.bodies under its own limits, never through
+    # request.read(), which client_max_size bounds.
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[CONFIG] = config
     metrics = app[METRICS] = Metrics()
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
+    app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
+    app[STREAMING_SLOTS] = asyncio.Semaphore(streaming_share(config.upstream_pool_size))
     app.cleanup_ctx.append(_upstream_sessions)
     app.cleanup_ctx.append(_token_cache(clock, sleep))
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp

@@ -77,10 +77,14 @@ class Config:
     upstream_pool_size: int
     upstream_pool_timeout_seconds: float
     client_header_timeout_seconds: float
+    client_body_timeout_seconds: float
+    client_body_total_timeout_seconds: float
     keepalive_timeout_seconds: float
     max_request_line_bytes: int
     max_header_bytes: int
     max_headers: int
+    max_body_bytes: int
+    replay_budget_bytes: int
 
     @property
     def public_origin(self) -> str | None:
@@ -160,6 +164,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("client_header_timeout_seconds", "SMARTDOC_PROXY_CLIENT_HEADER_TIMEOUT_SECONDS", "10",
            "seconds a client may take to send a request's headers (then 408, and closed)",
            "--client-header-timeout-seconds", "SECONDS"),
+    Option("client_body_timeout_seconds", "SMARTDOC_PROXY_CLIENT_BODY_TIMEOUT_SECONDS", "30",
+           "seconds a request body may stall between two reads (then 408, and closed)",
+           "--client-body-timeout-seconds", "SECONDS"),
+    Option("client_body_total_timeout_seconds",
+           "SMARTDOC_PROXY_CLIENT_BODY_TOTAL_TIMEOUT_SECONDS", "300",
+           "seconds a whole request body may take (then 408, and closed)",
+           "--client-body-total-timeout-seconds", "SECONDS"),
     Option("keepalive_timeout_seconds", "SMARTDOC_PROXY_KEEPALIVE_TIMEOUT_SECONDS", "75",
            "seconds an idle client keep-alive connection is kept open",
            "--keepalive-timeout-seconds", "SECONDS"),
@@ -171,6 +182,12 @@ OPTIONS: tuple[Option, ...] = (
            "BYTES"),
     Option("max_headers", "SMARTDOC_PROXY_MAX_HEADERS", "100",
            "header fields in a request at most (then 431)", "--max-headers", "N"),
+    Option("max_body_bytes", "SMARTDOC_PROXY_MAX_BODY_BYTES", "104857600",
+           "largest request body, announced or streamed (then 413)", "--max-body-bytes",
+           "BYTES"),
+    Option("replay_budget_bytes", "SMARTDOC_PROXY_REPLAY_BUDGET_BYTES", "16777216",
+           "memory all bodies kept for a resend may hold together; beyond it, bodies stream",
+           "--replay-budget-bytes", "BYTES"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
@@ -253,10 +270,13 @@ def _build(raw: Mapping[str, str | None]) -> Config:
 
 
 def _limits(raw: Mapping[str, str | None]) -> dict[str, Any]:
-    seconds = ("client_header_timeout_seconds", "keepalive_timeout_seconds")
-    counts = ("max_request_line_bytes", "max_header_bytes", "max_headers")
+    seconds = ("client_header_timeout_seconds", "client_body_timeout_seconds",
+               "client_body_total_timeout_seconds", "keepalive_timeout_seconds")  # fmt: skip
+    counts = ("max_request_line_bytes", "max_header_bytes", "max_headers", "max_body_bytes")
     values: dict[str, Any] = {name: _number(raw, name, float) for name in seconds}
     values |= {name: _number(raw, name, int) for name in counts}
+    # 0: no body is kept for a resend, every body streams.
+    values["replay_budget_bytes"] = _number(raw, "replay_budget_bytes", int, minimum=0)
     return values
 
 

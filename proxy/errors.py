@@ -16,7 +16,9 @@
         ├── MalformedRequest    aiohttp's HTTP parser rejected the request (→ 400)
         ├── RequestLineTooLong  the request line is over its limit (→ 414)
         ├── HeadTooLarge        the headers are too many or too large together (→ 431)
-        └── HeadTimeout         the request head did not arrive in time (→ 408)
+        ├── HeadTimeout         the request head did not arrive in time (→ 408)
+        ├── BodyTimeout         the body stalled, or took too long in all (→ 408)
+        └── BodyTooLarge        the body is over the size limit (→ 413)
 
 A request the proxy refuses to forward (TRACE, an odd transfer coding, bad header bytes) is an
 ``aiohttp.web.HTTPException``: it carries the headers its status needs, such as ``Allow``.
@@ -119,6 +121,14 @@ class HeadTooLarge(ClientFault):
 
 
 class HeadTimeout(ClientFault):
+    pass
+
+
+class BodyTimeout(ClientFault):
+    pass
+
+
+class BodyTooLarge(ClientFault):
     pass
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import aiohttp
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from proxy.config import Config
 from proxy.exchange import Observer
+from proxy.limits import ReplayBudget
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
@@ -20,3 +22,7 @@ UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 # Who is told about each finished exchange: the access log, the metrics.
 OBSERVERS = web.AppKey("observers", Sequence[Observer])
+# The limits every request shares (see proxy.limits and proxy.bodies).
+REPLAY_BUDGET = web.AppKey("replay_budget", ReplayBudget)
+# Pooled upstream connections that streamed request bodies may hold at once.
+STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)

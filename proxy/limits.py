@@ -3,10 +3,14 @@ each driven by a table in the tests, no sockets.
 
 - :class:`HeadMeter`: the bytes of one request head (request line and headers) as they arrive,
   so that an unfinished head is refused once it is too large, not when it is complete.
+- :class:`ReplayBudget`: the memory that the bodies kept for a resend may take together.
+- :func:`body_wait`: how long the next read of a request body may take.
+- :func:`streaming_share`: how many pooled upstream connections streamed bodies may hold.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -29,3 +33,50 @@ class HeadMeter:
 
     def completed(self) -> None:
         self.size = 0
+
+
+class ReplayBudget:
+    """Bytes that request bodies kept for a resend may hold together, across all requests.
+
+    A body is kept only if its whole announced length fits in what is left; otherwise it is
+    streamed and not resent. Every :meth:`grant` that returned ``True`` is paired with one
+    :meth:`release` of the same size.
+    """
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total_bytes = total_bytes
+        self.held_bytes = 0
+
+    def grant(self, size: int) -> bool:
+        if self.held_bytes + size > self.total_bytes:
+            return False
+        self.held_bytes += size
+        return True
+
+    def release(self, size: int) -> None:
+        assert 0 <= size <= self.held_bytes, (size, self.held_bytes)
+        self.held_bytes -= size
+
+
+class BodyWait(enum.Enum):
+    IDLE = "idle"
+    TOTAL = "total"
+
+
+def body_wait(now: float, deadline: float, idle_seconds: float) -> tuple[float, BodyWait]:
+    """How long the next read of a request body may wait, and which limit ends it: the idle
+    timeout, unless the deadline for the whole body comes first."""
+    left = deadline - now
+    if left < idle_seconds:
+        return max(left, 0.0), BodyWait.TOTAL
+    return idle_seconds, BodyWait.IDLE
+
+
+def streaming_share(pool_size: int) -> int:
+    """Pooled upstream connections that requests streaming their body may hold at once.
+
+    A streamed body keeps its upstream connection for as long as the client takes to send it,
+    so slow clients could otherwise hold the whole pool; half of it stays for the requests
+    whose bodies are in hand (or that have none).
+    """
+    return max(1, pool_size // 2)

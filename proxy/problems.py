@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.errors import (
+    BodyTimeout,
+    BodyTooLarge,
     HeadTimeout,
     HeadTooLarge,
     MalformedRequest,
@@ -64,6 +66,9 @@ PROBLEMS: dict[type[ProxyError], Problem] = {
                           close=True),
     HeadTimeout: Problem(408, "header-timeout", "The request's headers did not arrive in time",
                          close=True),
+    BodyTimeout: Problem(408, "body-timeout", "The request's body did not arrive in time",
+                         close=True),
+    BodyTooLarge: Problem(413, "body-too-large", "The request's body is too large", close=True),
 }  # fmt: skip
 OTHER = Problem(500, "internal", "The proxy failed to handle the request")
 

@@ -101,6 +101,8 @@ OVERSIZED = [
     pytest.param(get(field("X-Big", b"v" * 70000)), 431, True, id="one-header"),
     pytest.param(get(*(field(f"X-{i}", b"v" * 8000) for i in range(10)))[:-2], 431, True,
                  id="unfinished-head"),
+    pytest.param(post(CLOSE, field("Content-Length", b"%d" % (200 * 1024 * 1024))), 413, None,
+                 id="body-announced"),
 ]  # fmt: skip
 
 NOT_HTTP = [
@@ -182,6 +184,7 @@ async def test_an_upgrade_is_answered_as_a_plain_request_and_what_follows_is_htt
 
 SLOW = [
     pytest.param(b"", get(CLOSE), id="head-one-byte-at-a-time"),
+    pytest.param(post(field("Content-Length", b"50")), b"b" * 50, id="body-one-byte-at-a-time"),
 ]
 
 
@@ -189,7 +192,11 @@ SLOW = [
 async def test_a_slow_client_is_cut_with_408_and_others_are_served_meanwhile(
     make_stack: MakeStack, at_once: bytes, slowly: bytes
 ) -> None:
-    stack = await make_stack(client_header_timeout_seconds="0.5")
+    stack = await make_stack(
+        client_header_timeout_seconds="0.5",
+        client_body_timeout_seconds="5",
+        client_body_total_timeout_seconds="0.5",
+    )
     slow = asyncio.create_task(
         trickle(stack.client.port, slowly, every=0.05, within=3, at_once=at_once)
     )

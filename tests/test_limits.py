@@ -4,18 +4,26 @@ then each limit through real sockets, with ordinary requests still served meanwh
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Callable
 
 import pytest
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
 from proxy.config import load_config
 from proxy.connection import ConnectionLimits, parse_fault
 from proxy.errors import HeadTooLarge, MalformedRequest, RequestLineTooLong
+from proxy.keys import REPLAY_BUDGET
 from proxy.limits import (
+    BodyWait,
     HeadMeter,
+    ReplayBudget,
+    body_wait,
+    streaming_share,
 )
 from tests.conftest import MakeStack
+from tests.fakes import FakeUpstream, Responder
 from tests.raw_clients import held_open, normal_get, read_outcome, send_raw, trickle
 
 PROBLEM = "urn:smartdoc-proxy:problem:"
@@ -30,6 +38,52 @@ def test_a_head_meter_leaves_room_up_to_its_limit_and_starts_again_per_request()
     assert meter.room() == 0
     meter.completed()
     assert (meter.size, meter.room()) == (0, 100)
+
+
+@pytest.mark.parametrize(
+    ("total", "requests", "granted"),
+    [
+        (1000, [400, 600], [True, True]),
+        (1000, [400, 601], [True, False]),
+        (1000, [1001], [False]),
+        (1000, [0, 1000, 0], [True, True, True]),
+        (0, [0, 1], [True, False]),
+    ],
+)
+def test_the_replay_budget_grants_a_body_only_if_all_of_it_fits(
+    total: int, requests: list[int], granted: list[bool]
+) -> None:
+    budget = ReplayBudget(total)
+    assert [budget.grant(size) for size in requests] == granted
+    assert budget.held_bytes == sum(s for s, g in zip(requests, granted, strict=True) if g)
+
+
+def test_the_replay_budget_gets_back_what_it_granted() -> None:
+    budget = ReplayBudget(1000)
+    assert budget.grant(1000)
+    assert not budget.grant(1)
+    budget.release(1000)
+    assert budget.grant(1)
+
+
+@pytest.mark.parametrize(
+    ("now", "deadline", "idle", "expected"),
+    [
+        (0.0, 300.0, 30.0, (30.0, BodyWait.IDLE)),
+        (280.0, 300.0, 30.0, (20.0, BodyWait.TOTAL)),
+        (270.0, 300.0, 30.0, (30.0, BodyWait.IDLE)),
+        (301.0, 300.0, 30.0, (0.0, BodyWait.TOTAL)),
+    ],
+)
+def test_a_body_read_waits_for_the_idle_timeout_or_what_is_left_of_the_total(
+    now: float, deadline: float, idle: float, expected: tuple[float, BodyWait]
+) -> None:
+    assert body_wait(now, deadline, idle) == expected
+
+
+@pytest.mark.parametrize(("pool", "share"), [(100, 50), (10, 5), (3, 1), (1, 1)])
+def test_streamed_bodies_may_hold_half_the_pool_and_at_least_one(pool: int, share: int) -> None:
+    assert streaming_share(pool) == share
 
 
 LIMITS = ConnectionLimits(10, max_header_bytes=65536, max_request_line_bytes=8190, max_headers=100)
@@ -59,9 +113,13 @@ def test_every_limit_has_a_sane_default() -> None:
     config = load_config({"client_id": "x"}, {"SMARTDOC_CLIENT_SECRET": "s"})
     assert config.max_header_bytes == 64 * 1024
     assert config.client_header_timeout_seconds == 10
+    assert config.client_body_timeout_seconds == 30
+    assert config.client_body_total_timeout_seconds == 300
     assert config.keepalive_timeout_seconds == 75
     assert config.max_headers == 100
     assert config.max_request_line_bytes == 8190
+    assert config.max_body_bytes == 100 * 1024 * 1024
+    assert config.replay_budget_bytes == 16 * 1024 * 1024
 
 
 async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
@@ -181,3 +239,148 @@ async def test_the_head_limits_are_configurable_and_answered_as_problems(
         assert outcome.closed
         assert stack.upstream.received == []
     assert await normal_get(stack.client.port) == 200
+
+
+async def test_a_body_announced_over_the_limit_gets_413_before_it_is_sent(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(max_body_bytes="1000")
+    head = b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 1001\r\n\r\n"
+    async with held_open(stack.client.port, head) as reader:
+        outcome = await read_outcome(reader, within=0.5)
+    assert outcome.status == 413
+    assert outcome.problem["type"] == PROBLEM + "body-too-large"
+    # aiohttp reads on for a while (lingering) so that a client still sending sees the answer.
+    assert b"\r\nConnection: close\r\n" in outcome.answer
+    assert stack.upstream.received == []
+
+
+async def test_a_chunked_body_that_grows_over_the_limit_is_cut_and_never_complete_upstream(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(max_body_bytes="1000", replay_limit_bytes="0")
+    chunk = b"%x\r\n%s\r\n" % (600, b"c" * 600)
+    head = b"POST /api/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+    outcome = await send_raw(stack.client.port, head + chunk + chunk, within=0.5)
+    assert outcome.status == 413
+    assert b"\r\nConnection: close\r\n" in outcome.answer
+    assert stack.upstream.received == []
+    assert await normal_get(stack.client.port) == 200
+
+
+@pytest.mark.parametrize("replay_limit", ["1000", "10"], ids=["kept-for-resend", "streamed"])
+async def test_a_body_that_stalls_gets_408_and_nothing_reaches_the_upstream(
+    make_stack: MakeStack, replay_limit: str
+) -> None:
+    stack = await make_stack(client_body_timeout_seconds="0.5", replay_limit_bytes=replay_limit)
+    head = b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\n"
+    async with held_open(stack.client.port, head + b"x" * 10) as reader:
+        assert await normal_get(stack.client.port) == 200
+        outcome = await read_outcome(reader, within=3)
+    assert (outcome.status, outcome.closed) == (408, True)
+    assert outcome.problem["type"] == PROBLEM + "body-timeout"
+    assert [r.raw_path for r in stack.upstream.received] == ["/api/v1.0/normal"]
+
+
+async def test_a_body_that_trickles_in_is_cut_at_the_total_timeout(make_stack: MakeStack) -> None:
+    stack = await make_stack(
+        client_body_timeout_seconds="0.5", client_body_total_timeout_seconds="1"
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    head = b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\n"
+    outcome = await trickle(stack.client.port, b"x" * 100, every=0.1, within=3, at_once=head)
+    assert (outcome.status, outcome.closed) == (408, True)
+    assert "not complete within 1 s" in str(outcome.problem["detail"])
+    assert 0.9 < loop.time() - started < 2.5
+
+
+def _rejecting_once(path: str, release: asyncio.Event) -> Responder:
+    """An upstream that answers 401 to the first token on ``path``, and holds /api/slow until
+    ``release``."""
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.path == "/api/slow":
+            await release.wait()
+        if request.path == path and request.headers["Authorization"] == "Bearer token-1":
+            return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+        return web.json_response({})
+
+    return respond
+
+
+@pytest.mark.parametrize(("budget_taken", "resent"), [(False, True), (True, False)])
+async def test_a_body_is_kept_for_a_resend_only_while_the_replay_budget_has_room(
+    make_stack: MakeStack, upstream: FakeUpstream, budget_taken: bool, resent: bool
+) -> None:
+    release = asyncio.Event()
+    upstream.responder = _rejecting_once("/api/x", release)
+    stack = await make_stack(replay_budget_bytes="1000")
+    if budget_taken:
+        holder = asyncio.create_task(stack.client.post("/api/slow", data=b"h" * 800))
+        await until(lambda: len(upstream.received) == 1)
+    response = await stack.client.post("/api/x", data=b"b" * 800)
+    assert response.status == (200 if resent else 401)
+    assert [r.raw_path for r in upstream.received].count("/api/x") == (2 if resent else 1)
+    release.set()
+    if budget_taken:
+        assert (await holder).status == 200
+    assert stack.client.server.app[REPLAY_BUDGET].held_bytes == 0
+
+
+async def test_100_stalled_bodies_hold_no_more_than_the_budget_and_all_time_out(
+    make_stack: MakeStack,
+) -> None:
+    mib = 1024 * 1024
+    stack = await make_stack(
+        replay_budget_bytes=str(8 * mib),
+        client_body_timeout_seconds="1",
+        upstream_pool_timeout_seconds="1",
+    )
+    budget = stack.client.server.app[REPLAY_BUDGET]
+    head = b"POST /api/x HTTP/1.1\r\nHost: p\r\nContent-Length: %d\r\n\r\n" % mib
+    held = []
+
+    async def stalled() -> int | None:
+        async with held_open(stack.client.port, head + b"b" * (mib // 2)) as reader:
+            held.append(budget.held_bytes)
+            return (await read_outcome(reader, within=2.5)).status
+
+    clients = [asyncio.create_task(stalled()) for _ in range(100)]
+    await asyncio.sleep(0.3)
+    assert await normal_get(stack.client.port, within=1) == 200
+    statuses = collections.Counter(await asyncio.gather(*clients))
+    assert max(held) <= 8 * mib
+    assert set(statuses) <= {408, 503}, statuses  # stalled, or no streaming connection free
+    assert budget.held_bytes == 0
+
+
+async def test_clients_declaring_2_gb_bodies_get_413_at_once_and_others_are_served(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    head = b"POST /api/upload HTTP/1.1\r\nHost: p\r\nContent-Length: 2000000000\r\n\r\nb"
+    clients = [send_raw(stack.client.port, head, within=0.5) for _ in range(100)]
+    outcomes = asyncio.gather(*clients)
+    assert await normal_get(stack.client.port, within=1) == 200
+    assert {outcome.status for outcome in await outcomes} == {413}
+
+
+async def test_slow_streamed_bodies_hold_at_most_half_the_pool_and_a_get_is_served_at_once(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(
+        upstream_pool_size="10",
+        upstream_pool_timeout_seconds="0.5",
+        max_body_bytes="3000000000",
+    )
+    head = b"POST /api/upload HTTP/1.1\r\nHost: p\r\nContent-Length: 2000000000\r\n\r\nb"
+    clients = [asyncio.create_task(send_raw(stack.client.port, head, within=1)) for _ in range(100)]
+    await asyncio.sleep(0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await normal_get(stack.client.port, within=1) == 200
+    assert loop.time() - started < 0.5
+    outcomes = collections.Counter(outcome.status for outcome in await asyncio.gather(*clients))
+    # Five streams hold their connections (no answer yet); the rest are told to come back.
+    assert outcomes == {503: 95, None: 5}
