@@ -18,6 +18,7 @@ from proxy.handler import handle
 from proxy.keys import (
     CONFIG,
     FRESH_SESSION,
+    IN_FLIGHT,
     METRICS,
     OBSERVERS,
     REPLAY_BUDGET,
@@ -25,7 +26,7 @@ from proxy.keys import (
     TOKENS,
     UPSTREAM_SESSION,
 )
-from proxy.limits import ReplayBudget, streaming_share
+from proxy.limits import InFlight, ReplayBudget, streaming_share
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
@@ -43,6 +44,7 @@ def create_app(
     metrics = app[METRICS] = Metrics()
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
     app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
+    app[IN_FLIGHT] = InFlight(config.max_requests_in_flight)
     app[STREAMING_SLOTS] = asyncio.Semaphore(streaming_share(config.upstream_pool_size))
     app.cleanup_ctx.append(_upstream_sessions)
     app.cleanup_ctx.append(_token_cache(clock, sleep))

@@ -84,6 +84,7 @@ class Config:
     max_header_bytes: int
     max_headers: int
     max_body_bytes: int
+    max_requests_in_flight: int
     replay_budget_bytes: int
 
     @property
@@ -185,6 +186,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_body_bytes", "SMARTDOC_PROXY_MAX_BODY_BYTES", "104857600",
            "largest request body, announced or streamed (then 413)", "--max-body-bytes",
            "BYTES"),
+    Option("max_requests_in_flight", "SMARTDOC_PROXY_MAX_REQUESTS_IN_FLIGHT", "1000",
+           "requests forwarded at once at most (then 503 at once)",
+           "--max-requests-in-flight", "N"),
     Option("replay_budget_bytes", "SMARTDOC_PROXY_REPLAY_BUDGET_BYTES", "16777216",
            "memory all bodies kept for a resend may hold together; beyond it, bodies stream",
            "--replay-budget-bytes", "BYTES"),
@@ -272,7 +276,8 @@ def _build(raw: Mapping[str, str | None]) -> Config:
 def _limits(raw: Mapping[str, str | None]) -> dict[str, Any]:
     seconds = ("client_header_timeout_seconds", "client_body_timeout_seconds",
                "client_body_total_timeout_seconds", "keepalive_timeout_seconds")  # fmt: skip
-    counts = ("max_request_line_bytes", "max_header_bytes", "max_headers", "max_body_bytes")
+    counts = ("max_request_line_bytes", "max_header_bytes", "max_headers", "max_body_bytes",
+              "max_requests_in_flight")  # fmt: skip
     values: dict[str, Any] = {name: _number(raw, name, float) for name in seconds}
     values |= {name: _number(raw, name, int) for name in counts}
     # 0: no body is kept for a resend, every body streams.

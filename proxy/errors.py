@@ -11,6 +11,7 @@
     │   ├── UpstreamUnreachable no connection, or it closed one before answering (→ 502)
     │   ├── UpstreamBusy        no pooled connection came free in time (→ 503)
     │   └── UpstreamTimeout     it was slower than the read timeout (→ 504)
+    ├── TooManyInFlight         the cap on requests being forwarded is reached (→ 503)
     └── ClientFault             the client's request broke one of the limits (the connection
         │                       is closed after the answer: the rest is not read)
         ├── MalformedRequest    aiohttp's HTTP parser rejected the request (→ 400)
@@ -102,6 +103,10 @@ class UpstreamBusy(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     pass
+
+
+class TooManyInFlight(ProxyError):
+    """As many requests as the cap allows are being forwarded already."""
 
 
 class ClientFault(ProxyError):

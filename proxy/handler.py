@@ -13,10 +13,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy import ops
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, TooManyInFlight
 from proxy.exchange import Exchange, record
 from proxy.forward import forward
-from proxy.keys import METRICS, OBSERVERS
+from proxy.keys import IN_FLIGHT, METRICS, OBSERVERS
 from proxy.problems import OTHER, answer, problem
 from proxy.refusals import refusal
 
@@ -69,6 +69,16 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     if refused is not None:
         raise refused
     if ops.is_own(request.raw_path):
+        # Never capped: the probes and metrics must answer while the proxy is at its cap.
         exchange.own = True
         return await ops.serve(request)
-    return await forward(request, exchange)
+    in_flight = request.app[IN_FLIGHT]
+    if not in_flight.admit():
+        raise TooManyInFlight(
+            f"{in_flight.cap} requests are being forwarded, the most allowed at once",
+            retry_after_seconds=1,
+        )
+    try:
+        return await forward(request, exchange)
+    finally:
+        in_flight.leave()

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from proxy.config import Config
 from proxy.exchange import Observer
-from proxy.limits import ReplayBudget
+from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
 from proxy.tokens import TokenCache
 
@@ -24,5 +24,6 @@ FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 OBSERVERS = web.AppKey("observers", Sequence[Observer])
 # The limits every request shares (see proxy.limits and proxy.bodies).
 REPLAY_BUDGET = web.AppKey("replay_budget", ReplayBudget)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 # Pooled upstream connections that streamed request bodies may hold at once.
 STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)

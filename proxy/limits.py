@@ -4,6 +4,7 @@ each driven by a table in the tests, no sockets.
 - :class:`HeadMeter`: the bytes of one request head (request line and headers) as they arrive,
   so that an unfinished head is refused once it is too large, not when it is complete.
 - :class:`ReplayBudget`: the memory that the bodies kept for a resend may take together.
+- :class:`InFlight`: the number of requests being forwarded at once.
 - :func:`body_wait`: how long the next read of a request body may take.
 - :func:`streaming_share`: how many pooled upstream connections streamed bodies may hold.
 """
@@ -56,6 +57,25 @@ class ReplayBudget:
     def release(self, size: int) -> None:
         assert 0 <= size <= self.held_bytes, (size, self.held_bytes)
         self.held_bytes -= size
+
+
+class InFlight:
+    """Requests being forwarded, up to a cap: beyond it a request is refused at once rather
+    than queued, so that a burst cannot build an unbounded backlog of waiting requests."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+
+    def admit(self) -> bool:
+        if self.count >= self.cap:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        assert self.count > 0
+        self.count -= 1
 
 
 class BodyWait(enum.Enum):

@@ -18,6 +18,7 @@ from proxy.keys import REPLAY_BUDGET
 from proxy.limits import (
     BodyWait,
     HeadMeter,
+    InFlight,
     ReplayBudget,
     body_wait,
     streaming_share,
@@ -64,6 +65,13 @@ def test_the_replay_budget_gets_back_what_it_granted() -> None:
     assert not budget.grant(1)
     budget.release(1000)
     assert budget.grant(1)
+
+
+def test_in_flight_admits_up_to_its_cap_and_again_after_one_leaves() -> None:
+    in_flight = InFlight(2)
+    assert [in_flight.admit() for _ in range(3)] == [True, True, False]
+    in_flight.leave()
+    assert in_flight.admit()
 
 
 @pytest.mark.parametrize(
@@ -119,6 +127,7 @@ def test_every_limit_has_a_sane_default() -> None:
     assert config.max_headers == 100
     assert config.max_request_line_bytes == 8190
     assert config.max_body_bytes == 100 * 1024 * 1024
+    assert config.max_requests_in_flight == 1000
     assert config.replay_budget_bytes == 16 * 1024 * 1024
 
 
@@ -293,6 +302,37 @@ async def test_a_body_that_trickles_in_is_cut_at_the_total_timeout(make_stack: M
     assert (outcome.status, outcome.closed) == (408, True)
     assert "not complete within 1 s" in str(outcome.problem["detail"])
     assert 0.9 < loop.time() - started < 2.5
+
+
+def _slow_path(release: asyncio.Event) -> Responder:
+    """An upstream answer that waits for ``release`` on /api/slow."""
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.path == "/api/slow":
+            await release.wait()
+        return web.json_response({})
+
+    return respond
+
+
+async def test_beyond_the_in_flight_cap_requests_get_503_at_once_and_probes_still_answer(
+    make_stack: MakeStack, upstream: FakeUpstream
+) -> None:
+    release = asyncio.Event()
+    upstream.responder = _slow_path(release)
+    stack = await make_stack(max_requests_in_flight="2")
+    holding = [asyncio.create_task(stack.client.get("/api/slow")) for _ in range(2)]
+    await until(lambda: len(upstream.received) == 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    refused = await stack.client.get("/api/more")
+    assert loop.time() - started < 0.5
+    assert (refused.status, refused.headers["Retry-After"]) == (503, "1")
+    assert (await refused.json())["type"] == PROBLEM + "too-many-in-flight"
+    assert (await stack.client.get("/_proxy/healthz")).status == 200
+    release.set()
+    assert [r.status for r in await asyncio.gather(*holding)] == [200, 200]
+    assert (await stack.client.get("/api/more")).status == 200
 
 
 def _rejecting_once(path: str, release: asyncio.Event) -> Responder:
