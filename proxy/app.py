@@ -60,7 +60,11 @@ async def _unreachable(request: web.Request) -> web.StreamResponse:
 
 async def _upstream_sessions(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size)
+    # Idle connections are closed before the upstream's own idle timeout would close them
+    # under a request that is just reusing one.
+    pooled = aiohttp.TCPConnector(
+        limit=config.upstream_pool_size, keepalive_timeout=config.upstream_keepalive_seconds
+    )
     fresh = aiohttp.TCPConnector(force_close=True, limit=0)
     async with _upstream_session(config, pooled) as session, _upstream_session(config, fresh) as f:
         app[UPSTREAM_SESSION], app[FRESH_SESSION] = session, f

@@ -86,6 +86,7 @@ class Config:
     max_body_bytes: int
     max_requests_in_flight: int
     replay_budget_bytes: int
+    upstream_keepalive_seconds: float
 
     @property
     def public_origin(self) -> str | None:
@@ -192,6 +193,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("replay_budget_bytes", "SMARTDOC_PROXY_REPLAY_BUDGET_BYTES", "16777216",
            "memory all bodies kept for a resend may hold together; beyond it, bodies stream",
            "--replay-budget-bytes", "BYTES"),
+    # Common servers close an idle keep-alive connection after 5 s (Apache httpd, Node) or
+    # more (nginx 75 s, IIS 120 s, Kestrel 130 s): the proxy gives up its own idle ones first.
+    Option("upstream_keepalive_seconds", "SMARTDOC_UPSTREAM_KEEPALIVE_SECONDS", "4",
+           "seconds an idle pooled upstream connection is kept (below the upstream's own)",
+           "--upstream-keepalive-seconds", "SECONDS"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,
@@ -275,7 +281,8 @@ def _build(raw: Mapping[str, str | None]) -> Config:
 
 def _limits(raw: Mapping[str, str | None]) -> dict[str, Any]:
     seconds = ("client_header_timeout_seconds", "client_body_timeout_seconds",
-               "client_body_total_timeout_seconds", "keepalive_timeout_seconds")  # fmt: skip
+               "client_body_total_timeout_seconds", "keepalive_timeout_seconds",
+               "upstream_keepalive_seconds")  # fmt: skip
     counts = ("max_request_line_bytes", "max_header_bytes", "max_headers", "max_body_bytes",
               "max_requests_in_flight")  # fmt: skip
     values: dict[str, Any] = {name: _number(raw, name, float) for name in seconds}

@@ -129,6 +129,8 @@ def test_every_limit_has_a_sane_default() -> None:
     assert config.max_body_bytes == 100 * 1024 * 1024
     assert config.max_requests_in_flight == 1000
     assert config.replay_budget_bytes == 16 * 1024 * 1024
+    # Below the 5 s of Apache httpd and Node, the shortest common upstream idle timeouts.
+    assert config.upstream_keepalive_seconds < 5
 
 
 async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
@@ -424,3 +426,39 @@ async def test_slow_streamed_bodies_hold_at_most_half_the_pool_and_a_get_is_serv
     outcomes = collections.Counter(outcome.status for outcome in await asyncio.gather(*clients))
     # Five streams hold their connections (no answer yet); the rest are told to come back.
     assert outcomes == {503: 95, None: 5}
+
+
+async def test_an_idle_pooled_upstream_connection_is_closed_before_the_upstreams_timeout(
+    make_stack: MakeStack,
+) -> None:
+    loop = asyncio.get_running_loop()
+    idle_for: list[float] = []
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        answered = loop.time()
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                idle_for.append(loop.time() - answered)
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            answered = loop.time()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stack = await make_stack(
+            upstream=f"http://127.0.0.1:{port}", upstream_keepalive_seconds="0.3"
+        )
+        assert (await stack.client.get("/api/a")).status == 200
+        await until(lambda: bool(idle_for))
+        assert 0.25 < idle_for[0] < 1.5, idle_for
+        assert (await stack.client.get("/api/b")).status == 200
+        assert connections == 2
+    finally:
+        server.close()
