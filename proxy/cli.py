@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import aiohttp
 from aiohttp import web
 
-from proxy import demo, logs, runner
+from proxy import demo, limits, logs, runner
 from proxy.app import create_app, credentials
 from proxy.config import CONFIG_FILE, OPTIONS, OPTIONS_BY_NAME, Config, ConfigError, load_config
 from proxy.errors import TokenError
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def serve(app: web.Application, config: Config, announce: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then let requests in flight finish within the grace."""
+    limits.raise_open_files_limit()
     if not config.listen.is_loopback:
         logger.warning(
             "listening on %s, not a loopback address: anyone who can reach it acts as the "

@@ -7,12 +7,22 @@ each driven by a table in the tests, no sockets.
 - :class:`InFlight`: the number of requests being forwarded at once.
 - :func:`body_wait`: how long the next read of a request body may take.
 - :func:`streaming_share`: how many pooled upstream connections streamed bodies may hold.
+- :func:`open_files_target`: the open-files limit to raise the soft limit to, which
+  :func:`raise_open_files_limit` applies at start-up (the one function here with effects).
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import resource
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+# Where the hard limit is "unlimited", a soft limit is still needed: this is Linux's default
+# ceiling (fs.nr_open).
+OPEN_FILES_CEILING = 1048576
 
 
 @dataclass
@@ -100,3 +110,32 @@ def streaming_share(pool_size: int) -> int:
     whose bodies are in hand (or that have none).
     """
     return max(1, pool_size // 2)
+
+
+def open_files_target(soft: int, hard: int, unlimited: int) -> int:
+    """The soft open-files limit to set: the hard limit (what nginx's worker_rlimit_nofile is
+    set for, and what Go's runtime does at start-up), never lower than the soft limit already
+    is. ``unlimited`` is the platform's RLIM_INFINITY."""
+    if hard == unlimited:
+        return soft if soft == unlimited else max(soft, OPEN_FILES_CEILING)
+    return max(soft, hard)
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-files limit as far as the hard limit allows, so that
+    thousands of client connections do not fail with EMFILE; log the limit, and return it.
+
+    Every client and upstream connection is a file descriptor, and the usual soft limit
+    (1024) is far below what the hard limit allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = open_files_target(soft, hard, resource.RLIM_INFINITY)
+    if target != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            logger.warning("open files: limit %d, could not raise it to %d: %s", soft, target, exc)
+            return soft
+    logger.info("open files: limit %d (soft limit was %d, hard limit %s)", target, soft,
+                "unlimited" if hard == resource.RLIM_INFINITY else hard)  # fmt: skip
+    return target

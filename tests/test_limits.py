@@ -16,11 +16,13 @@ from proxy.connection import ConnectionLimits, parse_fault
 from proxy.errors import HeadTooLarge, MalformedRequest, RequestLineTooLong
 from proxy.keys import REPLAY_BUDGET
 from proxy.limits import (
+    OPEN_FILES_CEILING,
     BodyWait,
     HeadMeter,
     InFlight,
     ReplayBudget,
     body_wait,
+    open_files_target,
     streaming_share,
 )
 from tests.conftest import MakeStack
@@ -92,6 +94,25 @@ def test_a_body_read_waits_for_the_idle_timeout_or_what_is_left_of_the_total(
 @pytest.mark.parametrize(("pool", "share"), [(100, 50), (10, 5), (3, 1), (1, 1)])
 def test_streamed_bodies_may_hold_half_the_pool_and_at_least_one(pool: int, share: int) -> None:
     assert streaming_share(pool) == share
+
+
+INF = -1
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "target"),
+    [
+        (1024, 524288, 524288),
+        (20000, 20000, 20000),
+        (1024, INF, OPEN_FILES_CEILING),
+        (2_000_000, INF, 2_000_000),
+        (INF, INF, INF),
+    ],
+)
+def test_the_open_files_soft_limit_is_raised_to_the_hard_limit(
+    soft: int, hard: int, target: int
+) -> None:
+    assert open_files_target(soft, hard, unlimited=INF) == target
 
 
 LIMITS = ConnectionLimits(10, max_header_bytes=65536, max_request_line_bytes=8190, max_headers=100)

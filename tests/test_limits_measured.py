@@ -1,7 +1,7 @@
 """The hostile cases the hardening issue measured, as a new user meets them: ``smartdoc-proxy
 run`` as a real process with its default limits, its memory read from /proc while 100 hostile
-clients connect, and an ordinary request served meanwhile. Everything on 127.0.0.1, each case
-bounded to a few seconds.
+clients connect, and an ordinary request served meanwhile. Then the open-files limit raised at
+start-up. Everything on 127.0.0.1, each case bounded to a few seconds.
 
 Before these limits, on this machine: 100 unfinished heads of 960 KB took the proxy from 40 to
 227 MB, 100 stalled 1 MiB bodies from 39 to 163 MB and never timed out (tests fail on that
@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import resource
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.limits import OPEN_FILES_CEILING
 from tests.fakes import (
     SECRET,
     FakeTokenEndpoint,
@@ -133,3 +135,32 @@ async def test_100_stalled_1_mib_bodies_time_out_and_their_memory_is_bounded(  #
     assert statuses[408] >= 50, statuses
     # The replay budget (16 MiB) and each connection's small read buffer, no more.
     assert peak - before < 64, (before, peak)
+
+
+def _low_soft_limit() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+
+async def test_at_start_up_the_open_files_limit_is_raised_to_the_hard_limit_and_logged() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"the hard open-files limit here is {hard}: nothing to raise")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{free_port()}",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_low_soft_limit,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        line = b""
+        async with asyncio.timeout(8):
+            while b"open files" not in line:
+                line = await process.stderr.readline()
+                assert line, "the proxy exited without saying its open-files limit"
+    finally:
+        process.kill()
+        await process.wait()
+    raised = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    assert f"open files: limit {raised} (soft limit was 256" in line.decode()
