@@ -37,7 +37,7 @@ from proxy.errors import (
     RequestLineTooLong,
 )
 from proxy.limits import HeadMeter
-from proxy.problems import answer
+from proxy.problems import answer, problem_for
 from proxy.text import printable
 
 READ_BUFFER_BYTES = 16384
@@ -80,7 +80,8 @@ class _HeadRefused(HttpProcessingError):
     """Raised into aiohttp's parsing as its own errors are, carrying the proxy's answer."""
 
     def __init__(self, fault: ClientFault) -> None:
-        super().__init__(code=400, message=fault.detail)
+        # The code only shows in the log line; the answer comes from the table.
+        super().__init__(code=problem_for(fault).status, message=fault.detail)
         self.fault = fault
 
 
