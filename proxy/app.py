@@ -18,7 +18,18 @@ from proxy.config import Config
 from proxy.errors import TOKEN_OUTCOMES, TokenError
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
-from proxy.keys import FRESH_SESSION, LIVE, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
+from proxy.keys import (
+    FRESH_SESSION,
+    IN_FLIGHT,
+    LIVE,
+    METRICS,
+    OBSERVERS,
+    REPLAY_BUDGET,
+    STREAMING_SLOTS,
+    TOKENS,
+    UPSTREAM_SESSION,
+)
+from proxy.limits import InFlight, ReplayBudget, streaming_share
 from proxy.metrics import Metrics
 from proxy.reload import Live
 from proxy.tokens import TokenCache
@@ -40,12 +51,15 @@ def create_app(
     # Built now, before anything listens: a CA file that holds no certificate stops the
     # command line with one line.
     tls_context = tls.client_context(config.upstream_ca_file)
-    # Bodies up to the replay limit are read into memory; larger ones are streamed and never
-    # meet this limit.
+    # Request bodies are read by proxy.bodies under its own limits, never through
+    # request.read(), which client_max_size bounds.
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[LIVE] = Live(config, access_of(config))
     metrics = app[METRICS] = Metrics()
     app[OBSERVERS] = (logs.log_exchange, metrics.observe)
+    app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
+    app[IN_FLIGHT] = InFlight(config.max_requests_in_flight)
+    app[STREAMING_SLOTS] = asyncio.Semaphore(streaming_share(config.upstream_pool_size))
     app.cleanup_ctx.append(_upstream_sessions(tls_context, proxies))
     app.cleanup_ctx.append(_token_cache(clock, sleep, tls_context, proxies))
     app.cleanup_ctx.append(secret_expiry.watch())
@@ -97,7 +111,13 @@ def _upstream_sessions(
         config = app[LIVE].config
         route = proxies.route(config.upstream)
         egress.announce("upstream", config.upstream, route)
-        pooled = aiohttp.TCPConnector(limit=config.upstream_pool_size, ssl=tls_context)
+        # Idle connections are closed before the upstream's own idle timeout would close them
+        # under a request that is just reusing one.
+        pooled = aiohttp.TCPConnector(
+            limit=config.upstream_pool_size,
+            keepalive_timeout=config.upstream_keepalive_seconds,
+            ssl=tls_context,
+        )
         # Never reuses a connection: for the one retry after a stale keep-alive one.
         fresh = aiohttp.TCPConnector(force_close=True, limit=0, ssl=tls_context)
         async with (

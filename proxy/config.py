@@ -114,6 +114,17 @@ class Config:
     secret_expires: date | None
     # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
     upstream_ca_file: Path | None
+    client_header_timeout_seconds: float
+    client_body_timeout_seconds: float
+    client_body_total_timeout_seconds: float
+    keepalive_timeout_seconds: float
+    max_request_line_bytes: int
+    max_header_bytes: int
+    max_headers: int
+    max_body_bytes: int
+    max_requests_in_flight: int
+    replay_budget_bytes: int
+    upstream_keepalive_seconds: float
     # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
     # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
     token_failure_advice: str | None = None
@@ -449,6 +460,18 @@ _FIELDS: dict[str, Parse] = {
     "metrics_listen": _address,
     "secret_expires": _date,
     "upstream_ca_file": _readable_file,
+    "client_header_timeout_seconds": _seconds,
+    "client_body_timeout_seconds": _seconds,
+    "client_body_total_timeout_seconds": _seconds,
+    "keepalive_timeout_seconds": _seconds,
+    "max_request_line_bytes": _count,
+    "max_header_bytes": _count,
+    "max_headers": _count,
+    "max_body_bytes": _count,
+    "max_requests_in_flight": _count,
+    # 0: no body is kept for a resend, every body streams.
+    "replay_budget_bytes": _count_or_zero,
+    "upstream_keepalive_seconds": _seconds,
 }
 
 

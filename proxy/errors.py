@@ -9,10 +9,19 @@
     │   ├── TokenRejected       it refused the credentials (→ 502)
     │   ├── TokenUnavailable    unreachable, too slow, 5xx/429 or an unreadable answer (→ 503)
     │   └── SecretUnreadable    the proxy cannot read its own secret file (→ 502)
-    └── UpstreamError           the upstream could not be asked, or did not answer
-        ├── UpstreamUnreachable no connection, or it closed one before answering (→ 502)
-        ├── UpstreamBusy        no pooled connection came free in time (→ 503)
-        └── UpstreamTimeout     it was slower than the read timeout (→ 504)
+    ├── UpstreamError           the upstream could not be asked, or did not answer
+    │   ├── UpstreamUnreachable no connection, or it closed one before answering (→ 502)
+    │   ├── UpstreamBusy        no pooled connection came free in time (→ 503)
+    │   └── UpstreamTimeout     it was slower than the read timeout (→ 504)
+    ├── TooManyInFlight         the cap on requests being forwarded is reached (→ 503)
+    └── ClientFault             the client's request broke one of the limits (the connection
+        │                       is closed after the answer: the rest is not read)
+        ├── MalformedRequest    aiohttp's HTTP parser rejected the request (→ 400)
+        ├── RequestLineTooLong  the request line is over its limit (→ 414)
+        ├── HeadTooLarge        the headers are too many or too large together (→ 431)
+        ├── HeadTimeout         the request head did not arrive in time (→ 408)
+        ├── BodyTimeout         the body stalled, or took too long in all (→ 408)
+        └── BodyTooLarge        the body is over the size limit (→ 413)
 
 A request the proxy refuses to forward (TRACE, an odd transfer coding, bad header bytes) is an
 ``aiohttp.web.HTTPException``: it carries the headers its status needs, such as ``Allow``.
@@ -107,6 +116,38 @@ class UpstreamBusy(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class TooManyInFlight(ProxyError):
+    """As many requests as the cap allows are being forwarded already."""
+
+
+class ClientFault(ProxyError):
+    """The client's request broke one of the limits in :mod:`proxy.limits`."""
+
+
+class MalformedRequest(ClientFault):
+    pass
+
+
+class RequestLineTooLong(ClientFault):
+    pass
+
+
+class HeadTooLarge(ClientFault):
+    pass
+
+
+class HeadTimeout(ClientFault):
+    pass
+
+
+class BodyTimeout(ClientFault):
+    pass
+
+
+class BodyTooLarge(ClientFault):
     pass
 
 

@@ -10,9 +10,9 @@ boundary in :mod:`proxy.handler` answers them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -20,12 +20,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from proxy import headers
+from proxy import bodies, headers
 from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
 from proxy.exchange import Exchange
 from proxy.grants import unreachable_reason
 from proxy.keys import FRESH_SESSION, LIVE, TOKENS, UPSTREAM_SESSION
-from proxy.policy import may_retry_stale, replayable
+from proxy.policy import may_retry_stale
 from proxy.tokens import Token
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 # aiohttp adds these to every request unless told not to; the upstream must receive only what
 # the client sent (a Content-Type on a GET included, and no invented User-Agent).
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-
-Body = bytes | AsyncIterator[bytes] | None
 
 # What a keep-alive connection the upstream has closed looks like when it is reused.
 STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
@@ -49,7 +47,7 @@ class Outgoing:
     method: str
     url: URL
     headers: CIMultiDict[str]
-    body: Body
+    body: bodies.Body
     replayable: bool
 
     def with_token(self, token: Token) -> CIMultiDict[str]:
@@ -80,17 +78,19 @@ def upstream_url(upstream: URL, raw_target: str) -> URL:
 
 async def forward(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     """Send ``request`` upstream with a token and relay the answer."""
-    sending = await outgoing(request)
-    upstream = await _send_with_token(request.app, sending, exchange)
-    try:
-        return await _relay(request, upstream, exchange)
-    finally:
-        upstream.release()
+    async with contextlib.AsyncExitStack() as held:
+        sending = await outgoing(request, held)
+        upstream = await _send_with_token(request.app, sending, exchange)
+        try:
+            return await _relay(request, upstream, exchange)
+        finally:
+            upstream.release()
 
 
-async def outgoing(request: web.Request) -> Outgoing:
+async def outgoing(request: web.Request, held: contextlib.AsyncExitStack) -> Outgoing:
     """Method, URL, headers and body for the upstream: decided before any token is fetched,
-    so that a target that cannot be sent never costs a token request."""
+    so that a target that cannot be sent never costs a token request. What the body holds
+    while it is forwarded is released when ``held`` closes (see :mod:`proxy.bodies`)."""
     config = request.app[LIVE].config
     try:
         url = upstream_url(config.upstream, request.raw_path)
@@ -102,13 +102,10 @@ async def outgoing(request: web.Request) -> Outgoing:
         proto=request.scheme,
         host=request.headers.get("Host"),
     )
-    body: Body = None
-    keep = replayable(request.content_length, request.body_exists, config.replay_limit_bytes)
-    if request.body_exists:
-        # iter_any passes on whatever has arrived, without re-cutting it into fixed chunks:
-        # fewer, larger writes. aiohttp's flow control pauses the socket when its buffer fills,
-        # so memory stays bounded (bench/streaming.py measures it).
-        body = await request.read() if keep else request.content.iter_any()
+    # A streamed body passes on whatever has arrived, without re-cutting it into fixed
+    # chunks: fewer, larger writes. aiohttp's flow control pauses the socket when its buffer
+    # fills, so memory stays bounded (bench/streaming.py measures it).
+    body, keep = await bodies.prepare(request, held)
     return Outgoing(request.method, url, sent_headers, body, keep)
 
 
@@ -151,7 +148,9 @@ async def _send(
         except (aiohttp.ClientError, TimeoutError) as again:
             raise _unreachable(again, sending, timeout) from again
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _unreachable(exc, sending, timeout) from exc
+        # A streamed body that stalled or grew too large is the client's fault, not the
+        # upstream's.
+        raise bodies.fault_of(exc) or _unreachable(exc, sending, timeout) from exc
     exchange.upstream_seconds.append(time.perf_counter() - started)
     return response
 

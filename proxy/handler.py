@@ -14,10 +14,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy import ops, token_endpoint
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, TooManyInFlight
 from proxy.exchange import CLIENT_CLOSED, Exchange, record
 from proxy.forward import forward
-from proxy.keys import LIVE, METRICS, OBSERVERS
+from proxy.keys import IN_FLIGHT, LIVE, METRICS, OBSERVERS
 from proxy.problems import OTHER, answer, problem
 from proxy.refusals import refusal
 
@@ -96,8 +96,18 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     if not (exchange.own and ops.keyless(request.path)):
         exchange.client = live.access.client(request.headers)
     if exchange.own:
+        # Never capped: the probes and metrics must answer while the proxy is at its cap.
         return await ops.serve(request)
-    return await forward(request, exchange)
+    in_flight = request.app[IN_FLIGHT]
+    if not in_flight.admit():
+        raise TooManyInFlight(
+            f"{in_flight.cap} requests are being forwarded, the most allowed at once",
+            retry_after_seconds=1,
+        )
+    try:
+        return await forward(request, exchange)
+    finally:
+        in_flight.leave()
 
 
 async def _route_ops(request: web.Request, exchange: Exchange) -> web.StreamResponse:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
 
 from proxy.exchange import Observer
+from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
 from proxy.reload import Live
 from proxy.tokens import TokenCache
@@ -21,3 +23,8 @@ UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
 # Who is told about each finished exchange: the access log, the metrics.
 OBSERVERS = web.AppKey("observers", Sequence[Observer])
+# The limits every request shares (see proxy.limits and proxy.bodies).
+REPLAY_BUDGET = web.AppKey("replay_budget", ReplayBudget)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+# Pooled upstream connections that streamed request bodies may hold at once.
+STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)

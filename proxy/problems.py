@@ -16,12 +16,19 @@ from aiohttp import web
 
 from proxy.errors import (
     AccessDenied,
+    BodyTimeout,
+    BodyTooLarge,
+    HeadTimeout,
+    HeadTooLarge,
     KeyRequired,
+    MalformedRequest,
     ProxyError,
+    RequestLineTooLong,
     SecretUnreadable,
     TokenError,
     TokenRejected,
     TokenUnavailable,
+    TooManyInFlight,
     UpstreamBusy,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -41,6 +48,8 @@ class Problem:
     title: str
     retry: bool = False  # send Retry-After: waiting is what helps
     headers: tuple[tuple[str, str], ...] = ()
+    # Close the connection after the answer: what is left of the request is not read.
+    close: bool = False
 
 
 PROBLEMS: dict[type[ProxyError], Problem] = {
@@ -56,6 +65,19 @@ PROBLEMS: dict[type[ProxyError], Problem] = {
     UpstreamBusy: Problem(503, "upstream-busy",
                           "No connection to SmartDocumentor came free in time", retry=True),
     UpstreamTimeout: Problem(504, "upstream-timeout", "SmartDocumentor did not answer in time"),
+    TooManyInFlight: Problem(503, "too-many-in-flight",
+                             "The proxy is forwarding as many requests as it may", retry=True),
+    MalformedRequest: Problem(400, "malformed-request", "The request is not valid HTTP/1.1",
+                              close=True),
+    RequestLineTooLong: Problem(414, "request-line-too-long", "The request line is too long",
+                                close=True),
+    HeadTooLarge: Problem(431, "headers-too-large", "The request's headers are too large",
+                          close=True),
+    HeadTimeout: Problem(408, "header-timeout", "The request's headers did not arrive in time",
+                         close=True),
+    BodyTimeout: Problem(408, "body-timeout", "The request's body did not arrive in time",
+                         close=True),
+    BodyTooLarge: Problem(413, "body-too-large", "The request's body is too large", close=True),
 }  # fmt: skip
 OTHER = Problem(500, "internal", "The proxy failed to handle the request")
 
@@ -105,9 +127,12 @@ def answer(exc: ProxyError | web.HTTPException, *, status: int | None = None) ->
     if entry.retry:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_seconds or 1)))
     extra = {"code": exc.code} if isinstance(exc, TokenError) and exc.code else {}
-    return problem(
+    response = problem(
         status or entry.status, entry.slug, entry.title, detail_of(exc), headers, **extra
     )
+    if entry.close:
+        response.force_close()
+    return response
 
 
 _FRAMING = frozenset({"content-type", "content-length", "server", "date"})

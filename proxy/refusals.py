@@ -1,6 +1,7 @@
 """Requests the proxy answers itself instead of forwarding: a pure rule, table-tested.
 
-Each refusal is an ``aiohttp.web.HTTPException`` carrying the headers its status needs.
+Each refusal is an ``aiohttp.web.HTTPException`` carrying the headers its status needs, or a
+:class:`~proxy.errors.ClientFault` when the connection must close after the answer.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
+
+from proxy.errors import MalformedRequest
 
 # Methods the proxy answers itself: CONNECT asks for a tunnel, and TRACE would echo the request,
 # the organization's token included, back to the client (RFC 9110 §9.3.8).
@@ -17,6 +20,7 @@ REFUSED_METHODS = {
 }
 # What a 405 offers instead (RFC 9110 §15.5.6 requires Allow on every 405).
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+SUPPORTED_VERSIONS = ((1, 0), (1, 1))
 
 
 def refusal(
@@ -24,13 +28,19 @@ def refusal(
     version: tuple[int, int],
     transfer_codings: list[str],
     header_values: Iterable[str],
-) -> web.HTTPException | None:
+) -> web.HTTPException | MalformedRequest | None:
     """The answer to a request the proxy must not forward, or ``None`` to forward it."""
-    if version < (1, 0):
-        # HTTP/0.9 has no headers to carry a token in, nor a status line to answer with.
-        return web.HTTPVersionNotSupported(text="HTTP/0.9 is not supported: use HTTP/1.0 or 1.1")
+    if version not in SUPPORTED_VERSIONS:
+        # HTTP/0.9 has no headers to carry a token in, nor a status line to answer with; an
+        # "HTTP/2.0" in an HTTP/1 request line is no HTTP/2.
+        name = "HTTP/0.9" if version < (1, 0) else f"HTTP/{version[0]}.{version[1]}"
+        return web.HTTPVersionNotSupported(text=f"{name} is not supported: use HTTP/1.0 or 1.1")
     if method in REFUSED_METHODS:
         return web.HTTPMethodNotAllowed(method, ALLOWED_METHODS, text=REFUSED_METHODS[method])
+    if transfer_codings and version < (1, 1):
+        # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (an
+        # HTTP/1.0 hop before this one may not have understood it), and the connection closes.
+        return MalformedRequest("an HTTP/1.0 request must not carry Transfer-Encoding")
     codings = ",".join(transfer_codings).replace(" ", "").lower()
     if codings and codings != "chunked":
         # RFC 9112 §6.1: a transfer coding the server does not understand gets 501. aiohttp

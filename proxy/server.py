@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy import loops
+from proxy import limits, loops
 from proxy.access import access_of
 from proxy.app import ops_app
 from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
 from proxy.keys import LIVE, TOKENS
 from proxy.reload import reloaded
+from proxy.runner import make_runner
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ def serve(
     ``announce`` says what to print once the main socket listens."""
     main = bind(config.listen, "listen")
     metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
+    # Thousands of client connections must not fail with EMFILE (nginx does the same).
+    limits.raise_open_files_limit()
     tls = server_tls(config)
     # uvloop's loop when it is installed (proxy.loops says which, in the log).
     with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
@@ -108,9 +111,11 @@ async def _serve(
     announce: Announce | None,
 ) -> None:
     grace = config.shutdown_grace_seconds or 0.001  # aiohttp reads 0 as "wait forever"
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace)
+    runner = make_runner(
+        app, config, handler_cancellation=True, access_log=None, shutdown_timeout=grace
+    )
     await runner.setup()
-    runners = [runner]
+    runners: list[web.AppRunner] = [runner]
     try:
         await web.SockSite(runner, main.sock, ssl_context=tls).start()
         if metrics is not None:
@@ -130,7 +135,7 @@ async def _serve(
 async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
     """``/_proxy/metrics`` and the probes on their own address, without a key: for a scraper
     inside the cluster. The allow-list still applies."""
-    runner = web.AppRunner(ops_app(app), access_log=None)
+    runner = make_runner(ops_app(app), app[LIVE].config, access_log=None)
     await runner.setup()
     await web.SockSite(runner, bound.sock).start()
     return runner

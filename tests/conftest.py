@@ -7,13 +7,16 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.app import create_app
 from proxy.config import Config, load_config
+from proxy.runner import ProxyRunner, make_runner
 from tests.fakes import (
     CLIENT_ID,
     SECRET,
@@ -39,6 +42,18 @@ class Stack:
 
 
 MakeStack = Callable[..., Awaitable[Stack]]
+
+
+class ProxyTestServer(TestServer):
+    """The proxy served as ``smartdoc-proxy run`` serves it: through :mod:`proxy.runner`, so
+    with every connection limit of ``config``."""
+
+    def __init__(self, app: web.Application, config: Config) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.config = config
+
+    async def _make_runner(self, **kwargs: Any) -> ProxyRunner:
+        return make_runner(self.app, self.config, **kwargs)
 
 
 @pytest.fixture
@@ -69,7 +84,8 @@ def make_stack(aiohttp_server, aiohttp_client, endpoint, upstream, clock) -> Mak
             "client_id": CLIENT_ID,
         } | flags
         config = load_config(settings, {"SMARTDOC_CLIENT_SECRET": SECRET} | (env or {}))
-        client = await aiohttp_client(create_app(config, clock=clock, sleep=clock.sleep))
+        app = create_app(config, clock=clock, sleep=clock.sleep)
+        client = await aiohttp_client(ProxyTestServer(app, config))
         return Stack(client, endpoint, upstream, clock, config, token_server, upstream_server)
 
     return make
