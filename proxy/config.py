@@ -6,6 +6,10 @@ file all feed the same table, with the precedence flag > environment > TOML > de
 and ``config/smartdoc-proxy.example.toml`` are checked against :data:`OPTIONS` by a test, so the
 three can't drift apart.
 
+Several organizations come from ``[organizations.NAME]`` tables (:mod:`proxy.organization_settings`
+says what a table may hold); the single-organization settings make one organization named
+``default``. Either way, :attr:`Config.organizations` lists them.
+
 This module never reads ``sys.argv`` or ``os.environ``: the command line passes them in, so
 tests hand over plain dicts.
 """
@@ -17,7 +21,7 @@ import math
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -25,9 +29,22 @@ from typing import Any, Literal, NamedTuple, TypeVar
 from yarl import URL
 
 from proxy.options import CONFIG_FILE, DEFAULT_UPSTREAM, OPTIONS, OPTIONS_BY_NAME, Option
+from proxy.organization_settings import (
+    DEFAULT_ORGANIZATION,
+    ORGANIZATIONS,
+    PER_ORGANIZATION,
+    Organization,
+    Shared,
+    TableError,
+    Tables,
+    check_organizations,
+    first_per_organization,
+    organization_of,
+    read_tables,
+)
 
-__all__ = ["CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config", "ConfigError", "Listen",
-           "Option", "load_config"]  # fmt: skip
+__all__ = ["CONFIG_FILE", "DEFAULT_ORGANIZATION", "OPTIONS", "OPTIONS_BY_NAME", "Config",
+           "ConfigError", "Listen", "Option", "Organization", "load_config"]  # fmt: skip
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -96,20 +113,45 @@ class Config:
     secret_expires: date | None
     # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
     upstream_ca_file: Path | None
+    # Every organization, in the order configured. The credential fields above are the
+    # single-organization settings (empty with [organizations.*] tables); this is what to use.
+    organizations: tuple[Organization, ...] = ()
 
     @property
     def public_origin(self) -> str | None:
         """Where clients reach the proxy, for rewriting redirects; ``None``: origin-relative."""
         return str(self.public_url.origin()) if self.public_url is not None else None
 
+    @property
+    def single_organization(self) -> bool:
+        """One organization, ``default``, that the shared address serves without a choice:
+        the single-organization settings. Output (metrics labels, readiness, ``check``) then
+        stays as it was before organizations existed."""
+        only = self.organizations[0] if len(self.organizations) == 1 else None
+        return only is not None and only.name == DEFAULT_ORGANIZATION and only.listen is None
 
-def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Config:
+    def organization(self, name: str) -> Organization:
+        """The organization called ``name``; :class:`KeyError` if there is none."""
+        return {organization.name: organization for organization in self.organizations}[name]
+
+
+def load_config(
+    flags: Mapping[str, str | None],
+    env: Mapping[str, str],
+    *,
+    organizations: Mapping[str, Mapping[str, str]] | None = None,
+) -> Config:
     """Merge flags, environment and the TOML file into a validated :class:`Config`.
 
     ``flags`` maps option names to the command line's values (``None`` when not given); ``env``
-    is the process environment. Raises :class:`ConfigError` naming the first bad option.
+    is the process environment. ``organizations`` (the demo's) replaces the file's
+    ``[organizations.*]`` tables: ``{name: {key: value}}``, where, unlike in a file, the secret
+    itself may be given as ``client_secret``. Raises :class:`ConfigError` naming the first bad
+    option.
     """
-    toml_values = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
+    toml_values, tables = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
+    if organizations is not None:
+        tables = _tables("", organizations, literal_secrets=True)
     raw: dict[str, str | None] = {}
     for option in OPTIONS:
         value = flags.get(option.name)
@@ -118,19 +160,28 @@ def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Conf
         if value is None:
             value = toml_values.get(option.name)
         raw[option.name] = option.default if value is None else value
-    return _build(raw)
+    return _build(raw, tables)
 
 
-def _read_toml(path: str | None) -> dict[str, str]:
+def _read_toml(path: str | None) -> tuple[dict[str, str], Tables | None]:
+    """The file's settings as strings, and its organization tables if it has any."""
     if not path:
-        return {}
+        return {}, None
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{CONFIG_FILE.sources}: cannot read {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE.sources}: {path} is not valid TOML: {exc}") from exc
-    return {key: _toml_scalar(path, key, value) for key, value in data.items()}
+    tables = _tables(f"{path}: ", data.pop(ORGANIZATIONS)) if ORGANIZATIONS in data else None
+    return {key: _toml_scalar(path, key, value) for key, value in data.items()}, tables
+
+
+def _tables(source: str, value: object, *, literal_secrets: bool = False) -> Tables:
+    try:
+        return read_tables(value, literal_secrets=literal_secrets)
+    except TableError as exc:
+        raise ConfigError(f"{source}{exc}") from exc
 
 
 def _toml_scalar(path: str, key: str, value: Any) -> str:
@@ -152,19 +203,23 @@ def _toml_scalar(path: str, key: str, value: Any) -> str:
     return str(value)
 
 
-def _build(raw: Mapping[str, str | None]) -> Config:
-    return _checked(_parse(raw))
+def _build(raw: Mapping[str, str | None], tables: Tables | None = None) -> Config:
+    if tables is not None:
+        _refuse_per_organization_settings(raw)
+    config = _parse(raw, several=tables is not None)
+    return _checked(replace(config, organizations=_organizations(config, tables)))
 
 
-def _parse(raw: Mapping[str, str | None]) -> Config:
+def _parse(raw: Mapping[str, str | None], *, several: bool = False) -> Config:
     upstream = _upstream(raw["upstream"])
     token_url, public_url = raw["token_url"], raw["public_url"]
-    secret, secret_file = _secret(raw)
+    # With organization tables, the credentials are in the tables.
+    secret, secret_file = (None, None) if several else _secret(raw)
     return Config(
         listen=_listen(_required(raw, "listen")),
         upstream=upstream,
         token_url=_http_url("token_url", token_url) if token_url else upstream / TOKEN_PATH[1:],
-        client_id=_required(raw, "client_id"),
+        client_id="" if several else _required(raw, "client_id"),
         client_secret=secret,
         client_secret_file=secret_file,
         scope=_required(raw, "scope"),
@@ -196,7 +251,9 @@ def _parse(raw: Mapping[str, str | None]) -> Config:
 
 
 def _fail(name: str, problem: str) -> ConfigError:
-    return ConfigError(f"{OPTIONS_BY_NAME[name].sources}: {problem}")
+    """``name``: an option, or where a setting is in an organization's table."""
+    option = OPTIONS_BY_NAME.get(name)
+    return ConfigError(f"{option.sources if option else name}: {problem}")
 
 
 def _required(raw: Mapping[str, str | None], name: str) -> str:
@@ -349,7 +406,10 @@ def _checked(config: Config) -> Config:
                     f"{url} is plain http:// beyond loopback: the token and the secret would "
                     "travel in clear; use https://, or --allow-insecure-upstream",
                 )
-    open_door = not config.allow and config.inbound_keys_file is None
+    _check_organizations(config)
+    # With several organizations the shared address always wants a key: it is never open.
+    shared_open = config.single_organization and config.organizations[0].inbound_keys_file is None
+    open_door = not config.allow and shared_open
     if not config.listen.is_loopback and open_door and not config.insecure_open:
         raise _fail(
             "listen",
@@ -358,3 +418,57 @@ def _checked(config: Config) -> Config:
             "keys with --inbound-keys-file PATH, or accept it with --insecure-open",
         )
     return config
+
+
+def _refuse_per_organization_settings(raw: Mapping[str, str | None]) -> None:
+    name = first_per_organization(name for name in PER_ORGANIZATION if raw[name])
+    if name is not None:
+        # The secret itself goes in a file of each organization's own.
+        own = "client_secret_file" if name == "client_secret" else name
+        raise _fail(
+            name,
+            f"not together with [{ORGANIZATIONS}.*] tables: each organization has its own "
+            f"{own} in its table; remove this one",
+        )
+
+
+def _organizations(config: Config, tables: Tables | None) -> tuple[Organization, ...]:
+    if tables is None:
+        # The single-organization settings: one organization, named default.
+        return (
+            Organization(
+                DEFAULT_ORGANIZATION,
+                config.client_id,
+                config.client_secret,
+                config.client_secret_file,
+                config.scope,
+                config.client_auth,
+                config.token_url,
+                config.secret_expires,
+                inbound_keys_file=config.inbound_keys_file,
+            ),
+        )
+    try:
+        return tuple(
+            organization_of(name, table, _shared(config)) for name, table in tables.items()
+        )
+    except TableError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _shared(config: Config) -> Shared:
+    return Shared(
+        config.scope,
+        config.client_auth,
+        config.token_url,
+        parse_listen=lambda label, value: _listen(value, label),
+        parse_url=_http_url,
+        is_loopback_url=_is_loopback_url,
+    )
+
+
+def _check_organizations(config: Config) -> None:
+    try:
+        check_organizations(config, _shared(config))
+    except TableError as exc:
+        raise ConfigError(str(exc)) from exc
