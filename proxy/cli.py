@@ -17,7 +17,7 @@ from aiohttp import web
 
 from proxy import demo, egress, logs, secret_expiry
 from proxy.app import create_app, credentials, token_session
-from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, load_config
+from proxy.config import CONFIG_FILE, OPTIONS, Config, ConfigError, Organization, load_config
 from proxy.errors import TokenError
 from proxy.grants import TokenClient
 from proxy.server import serve
@@ -53,12 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     proxy_options = _proxy_options()
+    subs = {}
     for name, command, help_text in (
         ("run", run, "serve the proxy"),
         ("check", check, "fetch one token with the configured credentials and say if they work"),
     ):
-        sub = commands.add_parser(name, parents=[proxy_options], help=help_text)
-        sub.set_defaults(command=command)
+        subs[name] = commands.add_parser(name, parents=[proxy_options], help=help_text)
+        subs[name].set_defaults(command=command)
+    subs["check"].add_argument(
+        "--organization",
+        metavar="NAME",
+        help="try only this organization's credentials (default: every organization's)",
+    )
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
     standin.set_defaults(command=run_standin)
@@ -124,32 +130,69 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, "WARNING")
-    return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
+    chosen = _chosen(config, args.organization)
+    return asyncio.run(_check(config, chosen, egress.EgressProxies.from_environment(env)))
 
 
-async def _check(config: Config, proxies: egress.EgressProxies) -> int:
-    async with token_session(config, proxies) as session:
+def _chosen(config: Config, name: str | None) -> tuple[Organization, ...]:
+    if name is None:
+        return config.organizations
+    try:
+        return (config.organization(name),)
+    except KeyError:
+        names = ", ".join(organization.name for organization in config.organizations)
+        raise ConfigError(f"--organization: there is no organization {name!r}; {names}") from None
+
+
+async def _check(
+    config: Config, chosen: Sequence[Organization], proxies: egress.EgressProxies
+) -> int:
+    """Every chosen organization at once; one line each (the single-organization settings
+    keep their own lines). Exit status 1 if any fails."""
+    results = await asyncio.gather(*(_try(config, org, proxies) for org in chosen))
+    for organization, (_, lines) in zip(chosen, results, strict=True):
+        if config.single_organization:
+            print("\n  ".join(lines))
+        else:
+            # One line an organization: the notes follow the verdict, ";" between them.
+            print(f"{organization.name}: " + "; ".join(line.rstrip(";") for line in lines))
+    return 0 if all(ok for ok, _ in results) else 1
+
+
+async def _try(
+    config: Config, organization: Organization, proxies: egress.EgressProxies
+) -> tuple[bool, list[str]]:
+    """Whether the organization's credentials get a token, and what to say about it."""
+    client = f"client id {organization.client_id!r}"
+    async with token_session(config, proxies, organization=organization) as session:
         try:
-            grant = await TokenClient(session, credentials(config)).fetch()
+            grant = await TokenClient(session, credentials(config, organization)).fetch()
         except TokenError as exc:
-            print(f"FAILED: {exc.detail} for client id {config.client_id!r} at {config.token_url}")
-            if (cause := egress.explain(exc.__cause__)) is not None:
-                print(f"  {cause}")
-            if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
-                said = f": {exc.description}" if exc.description else ""
-                print(f"  the token endpoint said: {exc.code}{said}")
-            if exc.code == "invalid_client":
-                print("  the client id or secret is wrong, or the secret has expired;")
-                print("  generate a new secret for the organization and update the secret file")
-            return 1
-    print(
-        f"OK: {config.token_url} issued a Bearer token to client id {config.client_id!r}, "
+            failed = f"FAILED: {exc.detail} for {client} at {organization.token_url}"
+            return False, [failed, *_failure_notes(exc)]
+    lines = [
+        f"OK: {organization.token_url} issued a Bearer token to {client}, "
         f"valid for {grant.lifetime_seconds:.0f} s"
-    )
-    if config.secret_expires is not None:
-        left = secret_expiry.days_left(config.secret_expires, secret_expiry.today_utc())
-        print(f"  the client secret expires on {config.secret_expires}: {left} days left")
-    return 0
+    ]
+    if organization.secret_expires is not None:
+        left = secret_expiry.days_left(organization.secret_expires, secret_expiry.today_utc())
+        lines.append(
+            f"the client secret expires on {organization.secret_expires}: {left} days left"
+        )
+    return True, lines
+
+
+def _failure_notes(exc: TokenError) -> list[str]:
+    notes = []
+    if (cause := egress.explain(exc.__cause__)) is not None:
+        notes.append(cause)
+    if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
+        said = f": {exc.description}" if exc.description else ""
+        notes.append(f"the token endpoint said: {exc.code}{said}")
+    if exc.code == "invalid_client":
+        notes.append("the client id or secret is wrong, or the secret has expired;")
+        notes.append("generate a new secret for the organization and update the secret file")
+    return notes
 
 
 def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -169,5 +212,5 @@ def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     app = demo.with_standin(create_app(config), prepared)
-    serve(app, config, announce=lambda listen: demo.banner(prepared, listen))
+    serve(app, config, announce=lambda listen, _own: demo.banner(prepared, listen))
     return 0

@@ -17,7 +17,8 @@ from proxy import ops, token_endpoint
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange, record
 from proxy.forward import forward
-from proxy.keys import LIVE, METRICS, OBSERVERS
+from proxy.keys import LISTENERS, LIVE, METRICS, OBSERVERS
+from proxy.organizations import UNCHOSEN, organization_for
 from proxy.problems import OTHER, answer, problem
 from proxy.refusals import refusal
 
@@ -83,16 +84,26 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     )
     if refused is not None:
         raise refused
-    live = request.app[LIVE]
-    # Admit the client: its network first (403), then, where keys are required, its key (401).
+    live, listeners = request.app[LIVE], request.app[LISTENERS]
+    # Admit the client: its network first (403), then, where keys are required, its key (401),
+    # which also decides its organization where the address does not.
     live.access.check_network(request.remote)
+    serves = listeners.serving(_sockname(request))
+    exchange.organization = serves or UNCHOSEN
     if token_endpoint.is_token_request(request.path):
-        return await token_endpoint.answer(request, live.access, live.config.scope)
+        return await token_endpoint.answer(request, live.access, live.config.scope, serves)
     if not (exchange.own and ops.keyless(request.path)):
-        exchange.client = live.access.client(request.headers)
+        presented = live.access.presented(request.headers)
+        caller = organization_for(serves, presented, live.access.keyed, listeners.addresses())
+        exchange.organization, exchange.client = caller.organization, caller.client
     if exchange.own:
         return await ops.serve(request)
     return await forward(request, exchange)
+
+
+def _sockname(request: web.Request) -> object:
+    """The local address the request's connection came in on."""
+    return request.transport.get_extra_info("sockname") if request.transport else None
 
 
 async def _route_ops(request: web.Request, exchange: Exchange) -> web.StreamResponse:
