@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "--listen", metavar="HOST:PORT", help=f"where the proxy listens ({demo.DEFAULT_LISTEN})"
     )
+    demo_parser.add_argument(
+        "--organizations",
+        metavar="N",
+        help="serve N organizations, each on its own port from the --listen port on (default 1)",
+    )
     demo_parser.set_defaults(command=run_demo)
     return parser
 
@@ -208,9 +213,16 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     listen = args.listen or env.get("SMARTDOC_PROXY_LISTEN") or demo.DEFAULT_LISTEN
-    prepared = demo.prepare(listen)
+    count = args.organizations or "1"
+    if not count.isdigit() or int(count) < 1:
+        raise ConfigError(
+            f"--organizations: {count!r} is not a number of organizations (1 or more)"
+        )
+    # One organization is the demo as it always was: no organization tables at all.
+    several = int(count) > 1
+    prepared = demo.prepare_organizations(listen, int(count)) if several else demo.prepare(listen)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     app = demo.with_standin(create_app(config), prepared)
-    serve(app, config, announce=lambda listen, _own: demo.banner(prepared, listen))
+    serve(app, config, announce=lambda listen, own: demo.banner(prepared, listen, own))
     return 0

@@ -68,12 +68,16 @@ class OrganizationsStack:
 
 
 async def fetch(
-    method: str, url: str, headers: dict[str, str], data: dict[str, str] | None = None
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    data: dict[str, str] | None = None,
+    json_body: object = None,
 ) -> Answer:
     connector = aiohttp.TCPConnector(force_close=True)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        session.request(method, url, headers=headers, data=data) as response,
+        session.request(method, url, headers=headers, data=data, json=json_body) as response,
     ):
         return Answer(response.status, await response.text(), dict(response.headers))
 
@@ -122,6 +126,16 @@ async def organizations_stack(
     toml.write_text(organizations_toml(folder, specs, token_urls, origin), encoding="utf-8")
     config = load_config({"config": str(toml)} | flags, {})
     clock = FakeClock()
+    async with serving(config, clock) as (app, sockets):
+        yield OrganizationsStack(config, app, sockets, endpoints, upstream, clock, folder)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    config: Config, clock: FakeClock | None = None
+) -> AsyncIterator[tuple[web.Application, server.Sockets]]:
+    """The proxy on every address of ``config``, in this process."""
+    clock = clock or FakeClock()
     app = create_app(config, clock=clock, sleep=clock.sleep)
     sockets = server.bind_all(app, config)
     # As smartdoc-proxy run does: a client that leaves cancels its request.
@@ -129,6 +143,6 @@ async def organizations_stack(
     await runner.setup()
     try:
         await server.start_sites(runner, sockets, None)
-        yield OrganizationsStack(config, app, sockets, endpoints, upstream, clock, folder)
+        yield app, sockets
     finally:
         await runner.cleanup()
