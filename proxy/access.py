@@ -306,10 +306,8 @@ class Access:
 def access_of(config: Config, wall_clock: WallClock = time.time) -> Access:
     """The access rules a configuration asks for; reads the keys files."""
     files = [(o.name, o.inbound_keys_file) for o in config.organizations if o.inbound_keys_file]
-    if not files:
-        keys = None
-    elif config.single_organization:
-        keys = load_keys(files[0][1])
+    if config.inbound_keys_file is not None:
+        keys: Keys | None = load_keys(config.inbound_keys_file)  # the single-organization file
     else:
-        keys = load_organization_keys(files)
+        keys = load_organization_keys(files) if files else None
     return Access(config.allow, keys, wall_clock)

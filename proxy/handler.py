@@ -76,6 +76,11 @@ async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web
 
 
 async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    live, listeners = request.app[LIVE], request.app[LISTENERS]
+    # The organization of the address it came to, until its key says more: recorded even for
+    # a request refused below.
+    serves = listeners.serving(_sockname(request))
+    exchange.organization = serves or UNCHOSEN
     refused = refusal(
         request.method,
         request.version,
@@ -84,12 +89,9 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     )
     if refused is not None:
         raise refused
-    live, listeners = request.app[LIVE], request.app[LISTENERS]
     # Admit the client: its network first (403), then, where keys are required, its key (401),
     # which also decides its organization where the address does not.
     live.access.check_network(request.remote)
-    serves = listeners.serving(_sockname(request))
-    exchange.organization = serves or UNCHOSEN
     if token_endpoint.is_token_request(request.path):
         return await token_endpoint.answer(request, live.access, live.config.scope, serves)
     if not (exchange.own and ops.keyless(request.path)):
@@ -107,6 +109,7 @@ def _sockname(request: web.Request) -> object:
 
 
 async def _route_ops(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    exchange.organization = UNCHOSEN  # this address serves no organization's requests
     request.app[LIVE].access.check_network(request.remote)
     if not exchange.own:
         raise web.HTTPNotFound(text="this address serves only the proxy's own /_proxy/ endpoints")

@@ -23,6 +23,7 @@ from tests.organization_stack import (
     MakeOrganizations,
     OrganizationsStack,
     Spec,
+    fetch,
     organizations_stack,
 )
 
@@ -140,6 +141,7 @@ async def test_metrics_are_labelled_by_organization_next_to_the_client(
     await stack.get("/api/x", via="acme", key="acme-key-0123")
     await stack.get("/api/x", via="globex")
     await stack.get("/api/x")  # no organization chosen: 401
+    await fetch("TRACE", stack.url("globex") + "/api/x", {})  # refused, at globex's address
 
     text = (await stack.get("/_proxy/metrics", via="globex")).text
 
@@ -150,6 +152,8 @@ async def test_metrics_are_labelled_by_organization_next_to_the_client(
         'organization="globex",status="200"} 1.0',
         'smartdoc_proxy_requests_total{client="anonymous",method="GET",operation="other",'
         'organization="-",status="401"} 1.0',
+        'smartdoc_proxy_requests_total{client="anonymous",method="OTHER",operation="other",'
+        'organization="globex",status="405"} 1.0',
         'smartdoc_proxy_token_fetches_total{organization="acme",outcome="success"} 1.0',
         'smartdoc_proxy_token_fetches_total{organization="globex",outcome="rejected"} 0.0',
         'smartdoc_proxy_secret_expires_in_days{organization="acme"} NaN',
