@@ -3,10 +3,9 @@
 Order matters: every socket is bound first (a busy port is one line and exit 2, before any
 token is fetched), then the application starts, then it serves until SIGTERM or SIGINT, when
 it stops accepting, lets requests in flight finish within the grace, and says when it is done.
-SIGHUP reloads the configuration file, the inbound keys and the TLS certificate.
-
-An organization's own listen address is one more site of the same application; the handler
-tells the sites apart by the local address of each connection (:class:`Listeners`).
+SIGHUP reloads the configuration file, the inbound keys and the TLS certificate. Binding is
+:mod:`proxy.sockets`' (an organization's own address is one more site of the application);
+what the log says at start-up is :mod:`proxy.startup`'s.
 """
 
 from __future__ import annotations
@@ -15,21 +14,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy import loops
+from proxy import loops, startup
 from proxy.access import access_of
 from proxy.app import ops_app
-from proxy.config import DEFAULT_ORGANIZATION, OPTIONS_BY_NAME, Config, ConfigError, Listen
-from proxy.keys import LISTENERS, LIVE, TOKEN_CACHES
-from proxy.organization_settings import where
-from proxy.organizations import Listeners
+from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
+from proxy.keys import LIVE, TOKEN_CACHES
 from proxy.reload import reloaded
+from proxy.sockets import Bound, Sockets, bind_all, start_sites
 
 logger = logging.getLogger(__name__)
 
@@ -39,76 +35,6 @@ Announce = Callable[[Listen, Mapping[str, Listen]], str | None]
 # How often the keys file and the certificate are checked for a change.
 FILE_CHECK_SECONDS = 2.0
 Loader = Callable[[], Config]
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A listening socket and the address it got (port 0 picks a free one)."""
-
-    sock: socket.socket
-    listen: Listen
-
-
-@dataclass(frozen=True)
-class Sockets:
-    """Every socket the proxy listens on, bound before anything starts."""
-
-    main: Bound
-    # Each organization's own address, by name.
-    organizations: Mapping[str, Bound]
-    metrics: Bound | None
-
-    @property
-    def own_addresses(self) -> dict[str, Listen]:
-        return {name: bound.listen for name, bound in self.organizations.items()}
-
-
-def bind_all(app: web.Application, config: Config) -> Sockets:
-    """Bind every listen address of the configuration (or raise :class:`ConfigError`), and
-    tell ``app`` which socket serves which organization: before it starts, and freezes."""
-    main = bind(config.listen, "listen")
-    organizations = {
-        organization.name: bind(organization.listen, f"{where(organization.name)} listen")
-        for organization in config.organizations
-        if organization.listen is not None
-    }
-    metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
-    sockets = Sockets(main, organizations, metrics)
-    app[LISTENERS] = _listeners(config, sockets)
-    return sockets
-
-
-def _listeners(config: Config, sockets: Sockets) -> Listeners:
-    # By the address each socket is bound to, as its connections' local address shows it.
-    own = {
-        (str(address[0]), int(address[1])): name
-        for name, bound in sockets.organizations.items()
-        if isinstance(address := bound.sock.getsockname(), tuple)
-    }
-    return Listeners(DEFAULT_ORGANIZATION if config.single_organization else None, own)
-
-
-async def start_sites(runner: web.AppRunner, sockets: Sockets, tls: ssl.SSLContext | None) -> None:
-    """Serve the application on the shared address and on each organization's own."""
-    for bound in (sockets.main, *sockets.organizations.values()):
-        await web.SockSite(runner, bound.sock, ssl_context=tls).start()
-
-
-def bind(listen: Listen, option: str) -> Bound:
-    """Bind and listen now, or raise :class:`ConfigError` naming the option (or, for an
-    organization's own address, where its table says it)."""
-    try:
-        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(1024)
-    except OSError as exc:
-        named = OPTIONS_BY_NAME[option].sources if option in OPTIONS_BY_NAME else option
-        raise ConfigError(f"{named}: cannot listen on {listen}: {exc.strerror or exc}") from exc
-    sock.setblocking(False)
-    return Bound(sock, Listen(listen.host, sock.getsockname()[1]))
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:
@@ -165,7 +91,7 @@ async def _serve(
         await start_sites(runner, sockets, tls)
         if sockets.metrics is not None:
             runners.append(await _metrics_site(app, sockets.metrics))
-        _say_what_runs(app, config, sockets, tls)
+        startup.say_what_runs(app, config, sockets, tls)
         said = announce(sockets.main.listen, sockets.own_addresses) if announce else None
         if said:
             print(said, flush=True)
@@ -264,90 +190,3 @@ def reload(app: web.Application, tls: ssl.SSLContext | None, load: Loader) -> bo
     keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
     logger.info("reloaded the configuration: %s, %d allowed networks", keys, len(access.allow))
     return True
-
-
-def _say_what_runs(
-    app: web.Application, config: Config, sockets: Sockets, tls: ssl.SSLContext | None
-) -> None:
-    access = app[LIVE].access
-    scheme = "https" if tls else "http"
-    keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
-    allowed = "".join(f", {network}" for network in access.allow)
-    main, metrics = sockets.main, sockets.metrics
-    if config.single_organization:
-        logger.info(
-            "proxy for %s listening on %s://%s: token URL %s, client id %r, admitting this "
-            "machine%s, %s%s",
-            config.upstream,
-            scheme,
-            main.listen,
-            config.token_url,
-            config.client_id,
-            allowed,
-            keys,
-            f", metrics on http://{metrics.listen}" if metrics else "",
-        )
-    else:
-        _say_which_organizations(app, config, sockets, scheme)
-    for listen, keyless, whom in _doors(app, config, sockets):
-        _warn_about(listen, keyless, whom, config, tls)
-
-
-def _say_which_organizations(
-    app: web.Application, config: Config, sockets: Sockets, scheme: str
-) -> None:
-    access = app[LIVE].access
-    metrics = sockets.metrics
-    logger.info(
-        "proxy for %s listening on %s://%s for %d organizations (a key chooses one), admitting "
-        "this machine%s%s",
-        config.upstream,
-        scheme,
-        sockets.main.listen,
-        len(config.organizations),
-        "".join(f", {network}" for network in access.allow),
-        f", metrics on http://{metrics.listen}" if metrics else "",
-    )
-    for organization in config.organizations:
-        own = sockets.organizations.get(organization.name)
-        logger.info(
-            "organization %s: client id %r, token URL %s, %s%s",
-            organization.name,
-            organization.client_id,
-            organization.token_url,
-            "keys" if organization.name in access.keyed else "no keys",
-            f", its own address {scheme}://{own.listen}" if own else "",
-        )
-
-
-def _doors(
-    app: web.Application, config: Config, sockets: Sockets
-) -> list[tuple[Listen, bool, str]]:
-    """Every address a client can come in by: whether it takes no key, and whom it serves."""
-    access = app[LIVE].access
-    shared_keyless = config.single_organization and DEFAULT_ORGANIZATION not in access.keyed
-    doors = [(sockets.main.listen, shared_keyless, "the organization")]
-    for name, bound in sockets.organizations.items():
-        doors.append((bound.listen, name not in access.keyed, name))
-    return doors
-
-
-def _warn_about(
-    listen: Listen, keyless: bool, whom: str, config: Config, tls: ssl.SSLContext | None
-) -> None:
-    if listen.is_loopback:
-        return
-    if keyless:
-        logger.warning(
-            "listening on %s, not a loopback address, without keys: anyone who can reach it "
-            "from %s acts as %s on SmartDocumentor",
-            listen,
-            "anywhere" if config.insecure_open and not config.allow else "the allowed networks",
-            whom,
-        )
-    elif tls is None:
-        logger.warning(
-            "inbound keys travel in clear over plain HTTP on %s: serve HTTPS with "
-            "--tls-cert-file and --tls-key-file",
-            listen,
-        )

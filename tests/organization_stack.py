@@ -1,7 +1,7 @@
 """Several organizations in front of fakes: one fake token endpoint each (issuing tokens named
 after the organization, and accepting only its own secret), one fake upstream, and the proxy
 configured from a TOML file, served in this process on real sockets through the same
-functions ``smartdoc-proxy run`` uses (:func:`proxy.server.bind_all`, ``start_sites``)."""
+functions ``smartdoc-proxy run`` uses (:func:`proxy.sockets.bind_all`, ``start_sites``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy import server
+from proxy import sockets as listening
 from proxy.app import create_app
 from proxy.config import Config, load_config
 from tests.fakes import FakeClock, FakeTokenEndpoint, FakeUpstream, token_app, upstream_app
@@ -38,7 +38,7 @@ class Answer:
 class OrganizationsStack:
     config: Config
     app: web.Application
-    sockets: server.Sockets
+    sockets: listening.Sockets
     endpoints: dict[str, FakeTokenEndpoint]
     upstream: FakeUpstream
     clock: FakeClock
@@ -133,16 +133,16 @@ async def organizations_stack(
 @contextlib.asynccontextmanager
 async def serving(
     config: Config, clock: FakeClock | None = None
-) -> AsyncIterator[tuple[web.Application, server.Sockets]]:
+) -> AsyncIterator[tuple[web.Application, listening.Sockets]]:
     """The proxy on every address of ``config``, in this process."""
     clock = clock or FakeClock()
     app = create_app(config, clock=clock, sleep=clock.sleep)
-    sockets = server.bind_all(app, config)
+    sockets = listening.bind_all(app, config)
     # As smartdoc-proxy run does: a client that leaves cancels its request.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
-        await server.start_sites(runner, sockets, None)
+        await listening.start_sites(runner, sockets, None)
         yield app, sockets
     finally:
         await runner.cleanup()
