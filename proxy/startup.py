@@ -24,14 +24,15 @@ def say_what_runs(
     allowed = "".join(f", {network}" for network in access.allow)
     main, metrics = sockets.main, sockets.metrics
     if config.single_organization:
+        (only,) = config.organizations
         logger.info(
             "proxy for %s listening on %s://%s: token URL %s, client id %r, admitting this "
             "machine%s, %s%s",
             config.upstream,
             scheme,
             main.listen,
-            config.token_url,
-            config.client_id,
+            only.token_url,
+            only.client_id,
             allowed,
             keys,
             f", metrics on http://{metrics.listen}" if metrics else "",
