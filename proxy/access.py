@@ -44,9 +44,10 @@ LOOPBACK: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("::1/128"),
 )
 WallClock = Callable[[], float]
-HOW_TO_SEND_A_KEY = (
-    f"send it as an {KEY_HEADER} header, as the password of HTTP Basic authentication, or as "
-    "a Bearer token from this proxy's /connect/token"
+# The three ways a key travels, for the messages that ask for one.
+KEY_WAYS = (
+    f"as an {KEY_HEADER} header, as the password of HTTP Basic authentication, or as a Bearer "
+    "token from this proxy's /connect/token"
 )
 
 
@@ -256,7 +257,7 @@ class Access:
             return ANONYMOUS
         entry = self.presented(headers)
         if entry is None:
-            raise KeyRequired(f"a key is required: {HOW_TO_SEND_A_KEY}")
+            raise KeyRequired(f"a key is required: send it {KEY_WAYS}")
         return entry.name
 
     @property

@@ -206,6 +206,7 @@ def _token_cache(
         clock=clock,
         sleep=sleep,
         observe=lambda outcome: metrics.token_fetches_of(name, outcome).inc(),
+        name=None if live.config.single_organization else name,
     )
     metrics.token_expiry_of(name).set_function(cache.seconds_until_expiry)
     return cache

@@ -23,7 +23,7 @@ import ipaddress
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from proxy.access import ANONYMOUS, HOW_TO_SEND_A_KEY, InboundKey
+from proxy.access import ANONYMOUS, KEY_WAYS, InboundKey
 from proxy.errors import AccessDenied, KeyRequired
 
 # The organization of a request refused before one could be chosen, in logs and metrics.
@@ -60,7 +60,7 @@ def organization_for(
         # through the allow-list, acts as it). A key of anybody's counts for nothing here.
         return Caller(serves, ANONYMOUS)
     if presented is None:
-        raise KeyRequired(f"a key is required: {HOW_TO_SEND_A_KEY}")
+        raise KeyRequired(f"a key is required: send it {KEY_WAYS}")
     if presented.organization != serves:
         raise AccessDenied(
             f"this key belongs to another organization than the one this address serves "
@@ -70,10 +70,10 @@ def organization_for(
 
 
 def _how_to_choose(own_addresses: Mapping[str, str]) -> str:
-    choices = f"send a key of the organization: {HOW_TO_SEND_A_KEY}"
+    choices = f"send a key of the organization, {KEY_WAYS}"
     if own_addresses:
         listed = ", ".join(f"{name} at {address}" for name, address in own_addresses.items())
-        choices += f"; or send the request to the organization's own address ({listed})"
+        choices += f"; or send the request to the organization's own address: {listed}"
     return f"this address serves several organizations, and a request chooses one: {choices}"
 
 

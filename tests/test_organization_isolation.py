@@ -166,7 +166,7 @@ async def test_metrics_are_labelled_by_organization_next_to_the_client(
     ]
 
 
-async def test_the_access_log_names_the_organization_next_to_the_client(
+async def test_the_access_and_token_log_lines_name_the_organization(
     make_organizations: MakeOrganizations, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -181,6 +181,9 @@ async def test_the_access_log_names_the_organization_next_to_the_client(
     assert " billing@acme GET /api/x 200 " in lines[0]
     assert " anonymous@globex GET /api/x 200 " in lines[1]
     assert json.loads(logs.JsonFormatter().format(records[0]))["organization"] == "acme"
+    said = [r.getMessage() for r in caplog.records if r.name == "proxy.tokens"]
+    assert sorted(said) == ["acme: token fetched: lifetime 3600 s",
+                            "globex: token fetched: lifetime 3600 s"]  # fmt: skip
     assert "acme-key-0123" not in "\n".join(r.getMessage() for r in caplog.records)
 
 
