@@ -96,7 +96,7 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
         return await token_endpoint.answer(request, live.access, live.config.scope, serves)
     if not (exchange.own and ops.keyless(request.path)):
         presented = live.access.presented(request.headers)
-        caller = organization_for(serves, presented, live.access.keyed, listeners.addresses())
+        caller = organization_for(serves, presented, live.access.keyed, listeners.addresses)
         exchange.organization, exchange.client = caller.organization, caller.client
     if exchange.own:
         return await ops.serve(request)

@@ -19,6 +19,7 @@ client's say-so.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -102,8 +103,9 @@ class Listeners:
                 return name
         return self.shared
 
+    @functools.cached_property
     def addresses(self) -> dict[str, str]:
-        """Each organization's own address, ``HOST:PORT``, for messages."""
+        """Each organization's own address, ``HOST:PORT``, for messages (worked out once)."""
         return {name: _address(host, port) for (host, port), name in self.own.items()}
 
 
