@@ -55,7 +55,7 @@ def create_app(
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[LIVE] = Live(config, access_of(config))
     several = not config.single_organization
-    # Until proxy.server binds the organizations' own addresses, every socket is the shared one.
+    # Until proxy.sockets binds the organizations' own addresses, every socket is the shared one.
     app[LISTENERS] = Listeners(shared=None if several else DEFAULT_ORGANIZATION)
     metrics = app[METRICS] = Metrics(several=several)
     app[OBSERVERS] = (logs.access_log(several=several), metrics.observe)
@@ -70,7 +70,7 @@ def create_app(
 
 def ops_app(app: web.Application) -> web.Application:
     """The proxy's own endpoints alone, for the ``--metrics-listen`` address; shares the
-    running ``app``'s state (its token cache, metrics and access rules)."""
+    running ``app``'s state (its token caches, metrics and access rules)."""
     ops = web.Application(middlewares=[handle_ops])
     ops[LIVE], ops[METRICS], ops[OBSERVERS] = app[LIVE], app[METRICS], app[OBSERVERS]
     ops[TOKEN_CACHES] = app[TOKEN_CACHES]
