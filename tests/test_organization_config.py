@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
+from proxy.cli import main
 from proxy.config import Config, ConfigError, Listen, Organization, load_config
 from proxy.organization_settings import first_duplicate, first_per_organization
 from tests.fakes import CLIENT_ID, SECRET
@@ -272,3 +273,18 @@ def test_first_per_organization(given: list[str], first: str | None) -> None:
 )
 def test_first_duplicate(pairs: list[tuple[str, int]], clash: tuple[str, str, int] | None) -> None:
     assert first_duplicate(pairs) == clash
+
+
+def test_top_level_credentials_next_to_tables_stop_the_command_with_one_line_and_status_2(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = files / "proxy.toml"
+    path.write_text(two_organizations(files), encoding="utf-8")
+
+    status = main(["run", "--config", str(path)], env={"SMARTDOC_CLIENT_SECRET": SECRET})
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1
+    assert err.startswith("smartdoc-proxy: SMARTDOC_CLIENT_SECRET: not together with")
+    assert SECRET not in err
