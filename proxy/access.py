@@ -9,9 +9,11 @@ Every rule here is a pure function, table-tested; :class:`Access` holds the rule
   only take a URL, ``http://user:KEY@proxy:8080``), or as a proxy-local Bearer token that the
   proxy's ``/connect/token`` issued for the key. Keys are looked up through their SHA-256 digest
   and compared in constant time; they never leave the proxy (headers.py strips them).
-- **Local tokens** are ``sdp1.`` + base64url(name, expiry) + an HMAC keyed by the client's own
-  key: every worker and replica that shares the keys file verifies them with no shared state,
-  they expire, and they stop working as soon as their key is removed or changed.
+- **Local tokens** are ``sdp1.`` + base64url(name, expiry, organization) + an HMAC keyed by the
+  client's own key: every worker and replica that shares the keys file verifies them with no
+  shared state, they expire, and they stop working as soon as their key is removed or changed.
+- **Organizations**: every key belongs to one; :class:`Keys` holds the keys of all of them
+  (:mod:`proxy.organizations` decides which organization a request acts as).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.config import Config, ConfigError, IPNetwork
+from proxy.config import DEFAULT_ORGANIZATION, Config, ConfigError, IPNetwork
 from proxy.errors import AccessDenied, KeyRequired
+from proxy.organization_settings import where
 
 ANONYMOUS = "anonymous"
 KEY_HEADER = "X-Proxy-Key"
@@ -41,14 +44,20 @@ LOOPBACK: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("::1/128"),
 )
 WallClock = Callable[[], float]
+# The three ways a key travels, for the messages that ask for one.
+KEY_WAYS = (
+    f"as an {KEY_HEADER} header, as the password of HTTP Basic authentication, or as a Bearer "
+    "token from this proxy's /connect/token"
+)
 
 
 @dataclass(frozen=True)
 class InboundKey:
-    """One client: its name, and its key (never in a ``repr``)."""
+    """One client: its name, its key (never in a ``repr``), and the organization it acts as."""
 
     name: str
     key: str = field(repr=False)
+    organization: str = DEFAULT_ORGANIZATION
 
 
 def fingerprint(key: str) -> str:
@@ -61,22 +70,29 @@ def _digest(key: str) -> bytes:
 
 
 class Keys:
-    """The clients of a keys file, found by key or by name."""
+    """The clients of the keys files, found by key or by organization and name.
 
-    def __init__(self, entries: Iterable[InboundKey]) -> None:
+    ``organizations`` are those that have a keys file, even an empty one: on their own
+    address a key is required.
+    """
+
+    def __init__(
+        self, entries: Iterable[InboundKey], organizations: Iterable[str] = (DEFAULT_ORGANIZATION,)
+    ) -> None:
         listed = list(entries)
         self._by_digest = {_digest(entry.key): entry for entry in listed}
-        self._by_name = {entry.name: entry for entry in listed}
+        self._by_name = {(entry.organization, entry.name): entry for entry in listed}
+        self.organizations = frozenset(organizations) | {entry.organization for entry in listed}
 
     def __repr__(self) -> str:
-        return f"Keys({sorted(self._by_name)})"
+        return f"Keys({sorted(entry.name for entry in self._by_name.values())})"
 
     def __len__(self) -> int:
         return len(self._by_name)
 
     @property
     def names(self) -> frozenset[str]:
-        return frozenset(self._by_name)
+        return frozenset(name for _, name in self._by_name)
 
     def find(self, presented: str) -> InboundKey | None:
         """The client whose key was presented, compared in constant time."""
@@ -88,16 +104,21 @@ class Keys:
             return entry
         return None
 
-    def named(self, name: str) -> InboundKey | None:
-        return self._by_name.get(name)
+    def named(self, name: str, organization: str = DEFAULT_ORGANIZATION) -> InboundKey | None:
+        return self._by_name.get((organization, name))
 
 
-def parse_keys(text: str, source: str) -> Keys:
+def parse_keys(text: str, source: str, organization: str = DEFAULT_ORGANIZATION) -> Keys:
     """A keys file: ``KEY`` or ``NAME KEY`` a line; blank lines and ``#`` comments ignored.
 
     Raises :class:`ConfigError` naming the line, never showing a key.
     """
-    entries: list[InboundKey] = []
+    return Keys((entry for _, entry in _lines(text, source, organization)), (organization,))
+
+
+def _lines(text: str, source: str, organization: str) -> list[tuple[int, InboundKey]]:
+    """Each key of a keys file, with the number of its line."""
+    entries: list[tuple[int, InboundKey]] = []
     names: set[str] = set()
     digests: set[bytes] = set()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -116,16 +137,39 @@ def parse_keys(text: str, source: str) -> Keys:
             raise ConfigError(f"{source}: line {number}: this name or key is listed twice")
         names.add(name)
         digests.add(_digest(key))
-        entries.append(InboundKey(name, key))
-    return Keys(entries)
+        entries.append((number, InboundKey(name, key, organization)))
+    return entries
 
 
 def load_keys(path: Path) -> Keys:
+    """The single-organization keys file."""
+    return parse_keys(_read(path, "--inbound-keys-file"), f"--inbound-keys-file {path.absolute()}")
+
+
+def load_organization_keys(files: Sequence[tuple[str, Path]]) -> Keys:
+    """The keys of every organization's file, as ``(organization, path)``; a key listed for
+    two organizations is refused, naming both files and lines, never the key."""
+    entries: list[InboundKey] = []
+    seen: dict[bytes, tuple[str, str, int]] = {}
+    for organization, path in files:
+        label = f"{where(organization)} inbound_keys_file"
+        source = f"{label} {path.absolute()}"
+        for number, entry in _lines(_read(path, label), source, organization):
+            first = seen.setdefault(_digest(entry.key), (organization, source, number))
+            if first[0] != organization:
+                raise ConfigError(
+                    f"{source}: line {number}: this key is also listed for organization "
+                    f"{first[0]!r} ({first[1]}, line {first[2]}); a key chooses one organization"
+                )
+            entries.append(entry)
+    return Keys(entries, (organization for organization, _ in files))
+
+
+def _read(path: Path, label: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--inbound-keys-file: cannot read {path.absolute()}") from exc
-    return parse_keys(text, f"--inbound-keys-file {path.absolute()}")
+        raise ConfigError(f"{label}: cannot read {path.absolute()}") from exc
 
 
 def admitted(peer: str | None, allow: Iterable[IPNetwork]) -> bool:
@@ -171,23 +215,24 @@ def _signature(key: InboundKey, payload: bytes) -> bytes:
 
 
 def issue_local_token(key: InboundKey, now: float, lifetime: float) -> str:
-    payload = f"{key.name}\n{int(now + lifetime)}".encode()
+    # The organization is signed with the rest: a token acts as the organization of its key.
+    payload = f"{key.name}\n{int(now + lifetime)}\n{key.organization}".encode()
     return LOCAL_TOKEN_PREFIX + _b64(payload) + "." + _b64(_signature(key, payload))
 
 
 def verify_local_token(token: str, keys: Keys, now: float) -> InboundKey | None:
     """The client a local token was issued to, if it is genuine, unexpired and its key is
-    still listed; else ``None``."""
+    still listed for the same organization; else ``None``."""
     if not token.startswith(LOCAL_TOKEN_PREFIX):
         return None
     encoded, _, signature = token.removeprefix(LOCAL_TOKEN_PREFIX).partition(".")
     try:
         payload, presented = _unb64(encoded), _unb64(signature)
-        name, _, expires = payload.decode().partition("\n")
+        name, expires, organization = payload.decode().split("\n")
         expires_at = int(expires)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
-    key = keys.named(name)
+    key = keys.named(name, organization)
     if key is None or not hmac.compare_digest(_signature(key, payload), presented):
         return None
     return key if now < expires_at else None
@@ -210,16 +255,25 @@ class Access:
         required, else the name of the key it presents; :class:`KeyRequired` otherwise."""
         if self.keys is None:
             return ANONYMOUS
-        entry = self._presented(headers)
+        entry = self.presented(headers)
         if entry is None:
-            raise KeyRequired(
-                f"a key is required: send it as an {KEY_HEADER} header, as the password of HTTP "
-                "Basic authentication, or as a Bearer token from this proxy's /connect/token"
-            )
+            raise KeyRequired(f"a key is required: send it {KEY_WAYS}")
         return entry.name
 
-    def _presented(self, headers: Mapping[str, str]) -> InboundKey | None:
-        assert self.keys is not None
+    @property
+    def keyed(self) -> frozenset[str]:
+        """The organizations that have keys: on their own address a key is required."""
+        return self.keys.organizations if self.keys is not None else frozenset()
+
+    def requires_key(self, serves: str | None) -> bool:
+        """Must a request present a key on an address that serves this organization (``None``:
+        the shared address of several organizations, where only a key can choose one)?"""
+        return serves is None or serves in self.keyed
+
+    def presented(self, headers: Mapping[str, str]) -> InboundKey | None:
+        """The listed key a request presents, in whichever of the three ways; else ``None``."""
+        if self.keys is None:
+            return None
         key = headers.get(KEY_HEADER)
         if key is not None:
             return self.keys.find(key)
@@ -232,19 +286,29 @@ class Access:
             return verify_local_token(token, self.keys, self.wall_clock())
         return None
 
-    def local_token(self, client_id: str, client_secret: str) -> tuple[str, str] | None:
-        """``(client name, local token)`` for credentials sent to ``/connect/token``, or
-        ``None`` when they are wrong. Without keys (loopback development), any credentials."""
-        if self.keys is None:
+    def local_token(
+        self, client_id: str, client_secret: str, serves: str | None = DEFAULT_ORGANIZATION
+    ) -> tuple[str, str] | None:
+        """``(client name, local token)`` for credentials sent to ``/connect/token`` on an
+        address that ``serves`` an organization (see :meth:`requires_key`), or ``None`` when
+        they are wrong, or another organization's. Where no key is required (loopback
+        development), any credentials."""
+        if not self.requires_key(serves):
             return ANONYMOUS, LOCAL_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        entry = self.keys.find(client_secret)
+        entry = self.keys.find(client_secret) if self.keys is not None else None
         if entry is None or not hmac.compare_digest(entry.name.encode(), client_id.encode()):
+            return None
+        if serves is not None and entry.organization != serves:
             return None
         now = self.wall_clock()
         return entry.name, issue_local_token(entry, now, LOCAL_TOKEN_LIFETIME_SECONDS)
 
 
 def access_of(config: Config, wall_clock: WallClock = time.time) -> Access:
-    """The access rules a configuration asks for; reads the keys file."""
-    keys = load_keys(config.inbound_keys_file) if config.inbound_keys_file else None
+    """The access rules a configuration asks for; reads the keys files."""
+    files = [(o.name, o.inbound_keys_file) for o in config.organizations if o.inbound_keys_file]
+    if config.inbound_keys_file is not None:
+        keys: Keys | None = load_keys(config.inbound_keys_file)  # the single-organization file
+    else:
+        keys = load_organization_keys(files) if files else None
     return Access(config.allow, keys, wall_clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,23 +15,25 @@ from yarl import URL
 from proxy import egress, logs, secret_expiry, tls
 from proxy.access import access_of
 from proxy.clock import Clock, Sleep
-from proxy.config import Config
+from proxy.config import DEFAULT_ORGANIZATION, Config, Organization
 from proxy.errors import TOKEN_OUTCOMES, TokenError
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
 from proxy.keys import (
     FRESH_SESSION,
     IN_FLIGHT,
+    LISTENERS,
     LIVE,
     METRICS,
     OBSERVERS,
     REPLAY_BUDGET,
     STREAMING_SLOTS,
-    TOKENS,
+    TOKEN_CACHES,
     UPSTREAM_SESSION,
 )
 from proxy.limits import InFlight, ReplayBudget, streaming_share
 from proxy.metrics import Metrics
+from proxy.organizations import Listeners
 from proxy.reload import Live
 from proxy.tokens import TokenCache
 
@@ -55,13 +58,16 @@ def create_app(
     # request.read(), which client_max_size bounds.
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[LIVE] = Live(config, access_of(config))
-    metrics = app[METRICS] = Metrics()
-    app[OBSERVERS] = (logs.log_exchange, metrics.observe)
+    several = not config.single_organization
+    # Until proxy.sockets binds the organizations' own addresses, every socket is the shared one.
+    app[LISTENERS] = Listeners(shared=None if several else DEFAULT_ORGANIZATION)
+    metrics = app[METRICS] = Metrics(several=several)
+    app[OBSERVERS] = (logs.access_log(several=several), metrics.observe)
     app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
     app[IN_FLIGHT] = InFlight(config.max_requests_in_flight)
     app[STREAMING_SLOTS] = asyncio.Semaphore(streaming_share(config.upstream_pool_size))
     app.cleanup_ctx.append(_upstream_sessions(tls_context, proxies))
-    app.cleanup_ctx.append(_token_cache(clock, sleep, tls_context, proxies))
+    app.cleanup_ctx.append(_token_caches(clock, sleep, tls_context, proxies))
     app.cleanup_ctx.append(secret_expiry.watch())
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
@@ -71,10 +77,10 @@ def create_app(
 
 def ops_app(app: web.Application) -> web.Application:
     """The proxy's own endpoints alone, for the ``--metrics-listen`` address; shares the
-    running ``app``'s state (its token cache, metrics and access rules)."""
+    running ``app``'s state (its token caches, metrics and access rules)."""
     ops = web.Application(middlewares=[handle_ops])
     ops[LIVE], ops[METRICS], ops[OBSERVERS] = app[LIVE], app[METRICS], app[OBSERVERS]
-    ops[TOKENS] = app[TOKENS]
+    ops[TOKEN_CACHES] = app[TOKEN_CACHES]
     ops.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
     return ops
 
@@ -87,14 +93,20 @@ def token_session(
     config: Config,
     proxies: egress.EgressProxies,
     tls_context: ssl.SSLContext | None = None,
+    *,
+    organization: Organization,
 ) -> aiohttp.ClientSession:
-    """The session token requests go through, for the proxy and for ``check`` alike.
+    """The session an organization's token requests go through, for the proxy and for
+    ``check`` alike.
 
     A session of its own: token requests never pass through the upstream session's settings
-    (long read timeouts, shared pool) and never carry a Bearer token.
+    (long read timeouts, shared pool) and never carry a Bearer token; and one per organization,
+    so that one organization's hanging token endpoint holds no connection another one needs.
     """
-    route = proxies.route(config.token_url)
-    egress.announce("token endpoint", config.token_url, route)
+    url = organization.token_url
+    route = proxies.route(url)
+    whose = "" if config.single_organization else f" of {organization.name}"
+    egress.announce(f"token endpoint{whose}", url, route)
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
             ssl=tls_context or tls.client_context(config.upstream_ca_file)
@@ -150,52 +162,71 @@ def _upstream_session(
     )
 
 
-def credentials(config: Config) -> Credentials:
-    """What the token endpoint is asked with, taken from the configuration."""
+def credentials(config: Config, organization: Organization) -> Credentials:
+    """What an organization's token endpoint is asked with, taken from the configuration."""
     return Credentials(
-        token_url=config.token_url,
-        client_id=config.client_id,
-        scope=config.scope,
-        client_auth=config.client_auth,
+        token_url=organization.token_url,
+        client_id=organization.client_id,
+        scope=organization.scope,
+        client_auth=organization.client_auth,
         timeout_seconds=config.token_timeout_seconds,
         default_lifetime_seconds=config.default_token_lifetime_seconds,
-        secret=config.client_secret,
-        secret_file=config.client_secret_file,
+        secret=organization.client_secret,
+        secret_file=organization.client_secret_file,
     )
 
 
-def _token_cache(
+def _token_caches(
     clock: Clock, sleep: Sleep, tls_context: ssl.SSLContext, proxies: egress.EgressProxies
 ) -> CleanupContext:
-    async def token_cache(app: web.Application) -> AsyncIterator[None]:
-        live, metrics = app[LIVE], app[METRICS]
-        for outcome in TOKEN_OUTCOMES:  # every outcome exported from the start, at 0
-            metrics.token_fetches.labels(outcome)
-        async with token_session(live.config, proxies, tls_context) as session:
+    """One token cache per organization, each with its own session, backoff and negative
+    cache: one organization's failing token endpoint or rejected secret touches no other."""
 
-            async def fetch() -> Grant:
-                # The credentials in force now: a reload may have changed them.
-                config = live.config
-                try:
-                    return await TokenClient(session, credentials(config)).fetch()
-                except TokenError as exc:
-                    # The demo's own advice to clients, instead of "run smartdoc-proxy check".
-                    exc.advice = config.token_failure_advice or exc.advice
-                    raise
+    async def token_caches(app: web.Application) -> AsyncIterator[None]:
+        live = app[LIVE]
+        caches: dict[str, TokenCache] = {}
+        app[TOKEN_CACHES] = caches
+        async with contextlib.AsyncExitStack() as stack:
+            for organization in live.config.organizations:
+                session = await stack.enter_async_context(
+                    token_session(live.config, proxies, tls_context, organization=organization)
+                )
+                cache = _token_cache(app, organization.name, session, clock, sleep)
+                caches[organization.name] = cache
+                stack.push_async_callback(cache.aclose)
+            for cache in caches.values():
+                cache.start()
+            yield
 
-            cache = TokenCache(
-                fetch,
-                refresh_margin_seconds=live.config.refresh_margin_seconds,
-                clock=clock,
-                sleep=sleep,
-                observe=lambda outcome: metrics.token_fetches.labels(outcome).inc(),
-            )
-            app[TOKENS] = cache
-            metrics.token_expiry.set_function(cache.seconds_until_expiry)
-            cache.start()
-            try:
-                yield
-            finally:
-                await cache.aclose()
+    return token_caches
 
-    return token_cache
+
+def _token_cache(
+    app: web.Application, name: str, session: aiohttp.ClientSession, clock: Clock, sleep: Sleep
+) -> TokenCache:
+    live, metrics = app[LIVE], app[METRICS]
+    for outcome in TOKEN_OUTCOMES:  # every outcome exported from the start, at 0
+        metrics.token_fetches_of(name, outcome)
+
+    async def fetch() -> Grant:
+        # The organization's credentials in force now: a reload may have changed them.
+        config = live.config
+        try:
+            return await TokenClient(
+                session, credentials(config, config.organization(name))
+            ).fetch()
+        except TokenError as exc:
+            # The demo's own advice to clients, instead of "run smartdoc-proxy check".
+            exc.advice = config.token_failure_advice or exc.advice
+            raise
+
+    cache = TokenCache(
+        fetch,
+        refresh_margin_seconds=live.config.refresh_margin_seconds,
+        clock=clock,
+        sleep=sleep,
+        observe=lambda outcome: metrics.token_fetches_of(name, outcome).inc(),
+        name=None if live.config.single_organization else name,
+    )
+    metrics.token_expiry_of(name).set_function(cache.seconds_until_expiry)
+    return cache

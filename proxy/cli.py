@@ -24,6 +24,7 @@ from proxy.config import (
     OPTIONS,
     Config,
     ConfigError,
+    Organization,
     load_config,
 )
 from proxy.errors import TokenError
@@ -90,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch one token with the configured credentials and say whether they work "
         "and, if not, why. Only the settings of the token request are read.",
     )
+    check_parser.add_argument(
+        "--organization",
+        metavar="NAME",
+        help="try only this organization's credentials (default: every organization's)",
+    )
     check_parser.set_defaults(command=check)
     standin = commands.add_parser("standin", help="serve the built-in SmartDocumentor stand-in")
     add_arguments(standin)
@@ -114,6 +120,11 @@ def _add_demo(commands: argparse._SubParsersAction[_CommandParser]) -> None:
         default=StandinSettings().token_lifetime_seconds,
         help="lifetime of the stand-in's tokens (default %(default)s); a short one shows the "
         "proxy refreshing them, and what happens when it cannot",
+    )
+    demo_parser.add_argument(
+        "--organizations",
+        metavar="N",
+        help="serve N organizations, each on its own port from the --listen port on (default 1)",
     )
     demo_parser.set_defaults(command=run_demo)
 
@@ -194,37 +205,75 @@ def _cannot_listen(option: str, listen: str, exc: OSError) -> ConfigError:
 def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env, only=CHECK_OPTIONS)
     logs.configure(config.log_format, "WARNING")
+    chosen = _chosen(config, args.organization)
     try:
-        return asyncio.run(_check(config, egress.EgressProxies.from_environment(env)))
+        return asyncio.run(_check(config, chosen, egress.EgressProxies.from_environment(env)))
     except KeyboardInterrupt:
         # Ctrl+C while the token endpoint keeps it waiting: stopped as asked, no traceback.
         print(f"{PROG}: check interrupted before the token endpoint answered", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
 
 
-async def _check(config: Config, proxies: egress.EgressProxies) -> int:
-    async with token_session(config, proxies) as session:
+def _chosen(config: Config, name: str | None) -> tuple[Organization, ...]:
+    if name is None:
+        return config.organizations
+    try:
+        return (config.organization(name),)
+    except KeyError:
+        names = ", ".join(organization.name for organization in config.organizations)
+        raise ConfigError(f"--organization: there is no organization {name!r}; {names}") from None
+
+
+async def _check(
+    config: Config, chosen: Sequence[Organization], proxies: egress.EgressProxies
+) -> int:
+    """Every chosen organization at once; one line each (the single-organization settings
+    keep their own lines). Exit status 1 if any fails."""
+    results = await asyncio.gather(*(_try(config, org, proxies) for org in chosen))
+    for organization, (_, lines) in zip(chosen, results, strict=True):
+        if config.single_organization:
+            print("\n  ".join(lines))
+        else:
+            # One line an organization: the notes follow the verdict, ";" between them.
+            print(f"{organization.name}: " + "; ".join(line.rstrip(";") for line in lines))
+    return 0 if all(ok for ok, _ in results) else 1
+
+
+async def _try(
+    config: Config, organization: Organization, proxies: egress.EgressProxies
+) -> tuple[bool, list[str]]:
+    """Whether the organization's credentials get a token, and what to say about it."""
+    client = f"client id {organization.client_id!r}"
+    async with token_session(config, proxies, organization=organization) as session:
         try:
-            grant = await TokenClient(session, credentials(config)).fetch()
+            grant = await TokenClient(session, credentials(config, organization)).fetch()
         except TokenError as exc:
-            print(f"FAILED: {exc.detail} (client id {config.client_id!r}, {config.token_url})")
-            if (cause := egress.explain(exc.__cause__, connect_errors=False)) is not None:
-                print(f"  {cause}")
-            if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
-                said = f": {exc.description}" if exc.description else ""
-                print(f"  the token endpoint said: {exc.code}{said}")
-            if exc.code == "invalid_client":
-                print("  the client id or secret is wrong, or the secret has expired;")
-                print("  generate a new secret for the organization and update the secret file")
-            return 1
-    print(
-        f"OK: {config.token_url} issued a Bearer token to client id {config.client_id!r}, "
+            failed = f"FAILED: {exc.detail} ({client}, {organization.token_url})"
+            return False, [failed, *_failure_notes(exc)]
+    lines = [
+        f"OK: {organization.token_url} issued a Bearer token to {client}, "
         f"valid for {grant.lifetime_seconds:.0f} s"
-    )
-    if config.secret_expires is not None:
-        left = secret_expiry.days_left(config.secret_expires, secret_expiry.today_utc())
-        print(f"  the client secret expires on {config.secret_expires}: {left} days left")
-    return 0
+    ]
+    if organization.secret_expires is not None:
+        left = secret_expiry.days_left(organization.secret_expires, secret_expiry.today_utc())
+        lines.append(
+            f"the client secret expires on {organization.secret_expires}: {left} days left"
+        )
+    return True, lines
+
+
+def _failure_notes(exc: TokenError) -> list[str]:
+    notes = []
+    # The first line said why already; only a certificate or egress proxy note adds to it.
+    if (cause := egress.explain(exc.__cause__, connect_errors=False)) is not None:
+        notes.append(cause)
+    if exc.code:  # only the endpoint's own OAuth error codes are kept in .code
+        said = f": {exc.description}" if exc.description else ""
+        notes.append(f"the token endpoint said: {exc.code}{said}")
+    if exc.code == "invalid_client":
+        notes.append("the client id or secret is wrong, or the secret has expired;")
+        notes.append("generate a new secret for the organization and update the secret file")
+    return notes
 
 
 def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -241,12 +290,21 @@ def run_standin(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def run_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     listen = args.listen or env.get("SMARTDOC_PROXY_LISTEN") or demo.DEFAULT_LISTEN
     settings = StandinSettings(token_lifetime_seconds=args.token_lifetime_seconds)
-    prepared = demo.prepare(listen, settings)
+    count = args.organizations or "1"
+    if not count.isdigit() or int(count) < 1:
+        raise ConfigError(
+            f"--organizations: {count!r} is not a number of organizations (1 or more)"
+        )
+    # One organization is the demo as it always was: no organization tables at all.
+    if int(count) > 1:
+        prepared = demo.prepare_organizations(listen, int(count), settings)
+    else:
+        prepared = demo.prepare(listen, settings)
     config = prepared.config
     logs.configure(config.log_format, config.log_level)
     app = demo.with_standin(create_app(config), prepared)
     try:
-        serve(app, config, announce=lambda listen: demo.banner(prepared, listen))
+        serve(app, config, announce=lambda listen, own: demo.banner(prepared, listen, own))
     except ConfigError as exc:
         # Most likely 8080 is taken: say how to pick another.
         raise ConfigError(

@@ -6,6 +6,10 @@ file all feed the same table, with the precedence flag > environment > TOML > de
 and ``config/smartdoc-proxy.example.toml`` are checked against :data:`OPTIONS` by a test, so the
 three can't drift apart.
 
+Several organizations come from ``[organizations.NAME]`` tables (:mod:`proxy.organization_settings`
+says what a table may hold); the single-organization settings make one organization named
+``default``. Either way, :attr:`Config.organizations` lists them.
+
 This module never reads ``sys.argv`` or ``os.environ``: the command line passes them in, so
 tests hand over plain dicts.
 """
@@ -19,13 +23,14 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
 
 from yarl import URL
 
+from proxy.listen import Listen
 from proxy.options import (
     CHECK_OPTIONS,
     CONFIG_FILE,
@@ -34,9 +39,23 @@ from proxy.options import (
     OPTIONS_BY_NAME,
     Option,
 )
+from proxy.organization_settings import (
+    DEFAULT_ORGANIZATION,
+    ORGANIZATIONS,
+    PER_ORGANIZATION,
+    Organization,
+    Shared,
+    TableError,
+    Tables,
+    first_duplicate,
+    first_per_organization,
+    organization_of,
+    read_tables,
+    where,
+)
 
-__all__ = ["CHECK_OPTIONS", "CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config",
-           "ConfigError", "Listen", "Option", "load_config"]  # fmt: skip
+__all__ = ["CHECK_OPTIONS", "CONFIG_FILE", "DEFAULT_ORGANIZATION", "OPTIONS", "OPTIONS_BY_NAME",
+           "Config", "ConfigError", "Listen", "Option", "Organization", "load_config"]  # fmt: skip
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -55,24 +74,6 @@ class ConfigError(Exception):
     def __init__(self, *messages: str) -> None:
         super().__init__("\n".join(messages))
         self.messages = messages
-
-
-class Listen(NamedTuple):
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -128,11 +129,26 @@ class Config:
     # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
     # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
     token_failure_advice: str | None = None
+    # Every organization, in the order configured. The credential fields above are the
+    # single-organization settings (empty with [organizations.*] tables); this is what to use.
+    organizations: tuple[Organization, ...] = ()
 
     @property
     def public_origin(self) -> str | None:
         """Where clients reach the proxy, for rewriting redirects; ``None``: origin-relative."""
         return str(self.public_url.origin()) if self.public_url is not None else None
+
+    @property
+    def single_organization(self) -> bool:
+        """One organization, ``default``, that the shared address serves without a choice:
+        the single-organization settings. Output (metrics labels, readiness, ``check``) then
+        stays as it was before organizations existed."""
+        only = self.organizations[0] if len(self.organizations) == 1 else None
+        return only is not None and only.name == DEFAULT_ORGANIZATION and only.listen is None
+
+    def organization(self, name: str) -> Organization:
+        """The organization called ``name``; :class:`KeyError` if there is none."""
+        return {organization.name: organization for organization in self.organizations}[name]
 
 
 def load_config(
@@ -140,6 +156,7 @@ def load_config(
     env: Mapping[str, str],
     *,
     only: Collection[str] | None = None,
+    organizations: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Config:
     """Merge flags, environment and the TOML file into a validated :class:`Config`.
 
@@ -148,12 +165,15 @@ def load_config(
     :data:`CHECK_OPTIONS`): the others keep their defaults whatever any source says. Raises
     :class:`ConfigError` with one message for each bad setting.
     """
-    toml_values, problems = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
+    toml_values, problems, tables = _read_toml(flags.get("config") or env.get(CONFIG_FILE.env))
+    if organizations is not None:
+        # The demo's: unlike in a file, the secret itself may be given as client_secret.
+        tables = _tables("", organizations, literal_secrets=True)
     raw: dict[str, str | None] = {}
     for option in OPTIONS:
         used = only is None or option.name in only
         raw[option.name] = _given(option, flags, env, toml_values) if used else option.default
-    return _build(raw, problems)
+    return _build(raw, problems, tables)
 
 
 def _given(
@@ -170,10 +190,11 @@ def _given(
     return option.default
 
 
-def _read_toml(path: str | None) -> tuple[dict[str, str], dict[str, str]]:
-    """The file's settings as strings, and a message for each key that is refused."""
+def _read_toml(path: str | None) -> tuple[dict[str, str], dict[str, str], Tables | None]:
+    """The file's settings as strings, a message for each key that is refused, and its
+    organization tables if it has any."""
     if not path:
-        return {}, {}
+        return {}, {}, None
     file = Path(path).expanduser().absolute()
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -183,13 +204,21 @@ def _read_toml(path: str | None) -> tuple[dict[str, str], dict[str, str]]:
         raise ConfigError(f"{CONFIG_FILE.sources}: {file} is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE.sources}: {file} is not valid TOML: {exc}") from exc
+    tables = _tables(f"{file}: ", data.pop(ORGANIZATIONS)) if ORGANIZATIONS in data else None
     values, problems = {}, {}
     for key, value in data.items():
         try:
             values[key] = _toml_scalar(file, key, value)
         except ConfigError as exc:
             problems[key] = str(exc)
-    return values, problems
+    return values, problems, tables
+
+
+def _tables(source: str, value: object, *, literal_secrets: bool = False) -> Tables:
+    try:
+        return read_tables(value, literal_secrets=literal_secrets)
+    except TableError as exc:
+        raise ConfigError(f"{source}{exc}") from exc
 
 
 def _toml_scalar(file: Path, key: str, value: Any) -> str:
@@ -215,12 +244,17 @@ def _toml_scalar(file: Path, key: str, value: Any) -> str:
     return str(value)
 
 
-def _build(raw: Raw, problems: dict[str, str]) -> Config:
+def _build(raw: Raw, problems: dict[str, str], tables: Tables | None = None) -> Config:
     """Every field parsed, or one :class:`ConfigError` with a message per bad setting (those
     the TOML file already got one for are not judged again); then the rules across fields."""
     values: dict[str, Any] = {}  # Config's keyword arguments, checked by Config(**values)
+    if tables is not None:
+        # With organization tables, the credentials are in the tables.
+        values |= {"client_id": "", "client_secret": None, "client_secret_file": None}
+        if (refused := _per_organization_setting(raw)) is not None:
+            problems[refused[0]] = refused[1]
     for name, parse in _FIELDS.items():
-        if name in problems:
+        if name in problems or name in values:
             continue
         try:
             values[name] = parse(raw, name)
@@ -228,11 +262,14 @@ def _build(raw: Raw, problems: dict[str, str]) -> Config:
             problems[name] = str(exc)
     if problems:
         raise ConfigError(*problems.values())
-    return _checked(Config(**values))
+    config = Config(**values)
+    return _checked(replace(config, organizations=_organizations(config, tables)))
 
 
 def _message(name: str, problem: str) -> str:
-    return f"{OPTIONS_BY_NAME[name].sources}: {problem}"
+    """``name``: an option, or where a setting is in an organization's table."""
+    option = OPTIONS_BY_NAME.get(name)
+    return f"{option.sources if option else name}: {problem}"
 
 
 def _fail(name: str, problem: str) -> ConfigError:
@@ -482,7 +519,12 @@ def _is_loopback_url(url: URL) -> bool:
 def _checked(config: Config) -> Config:
     """Rules across settings: what may not be combined, and what must not run by accident.
     Judged only once every field is valid, and all reported together."""
-    problems = [_tls_pair(config), *_in_clear(config), _open_door(config)]
+    problems = [
+        _tls_pair(config),
+        *_in_clear(config),
+        _open_door(config),
+        _organizations_ok(config),
+    ]
     if any(problems):
         raise ConfigError(*filter(None, problems))
     return config
@@ -510,7 +552,9 @@ def _in_clear(config: Config) -> list[str | None]:
 
 
 def _open_door(config: Config) -> str | None:
-    open_door = not config.allow and config.inbound_keys_file is None
+    # With several organizations the shared address always wants a key: it is never open.
+    shared_open = config.single_organization and config.organizations[0].inbound_keys_file is None
+    open_door = not config.allow and shared_open
     if config.listen.is_loopback or not open_door or config.insecure_open:
         return None
     return _message(
@@ -519,3 +563,101 @@ def _open_door(config: Config) -> str | None:
         "reaches it acts as the organization: admit networks with --allow CIDR, require keys "
         "with --inbound-keys-file PATH, or accept it with --insecure-open",
     )
+
+
+def _per_organization_setting(raw: Raw) -> tuple[str, str] | None:
+    """A top-level setting that belongs in each organization's table, and what to say."""
+    name = first_per_organization(name for name in PER_ORGANIZATION if raw[name])
+    if name is None:
+        return None
+    # The secret itself goes in a file of each organization's own.
+    own = "client_secret_file" if name == "client_secret" else name
+    return name, _message(
+        name,
+        f"not together with [{ORGANIZATIONS}.*] tables: each organization has its own "
+        f"{own} in its table; remove this one",
+    )
+
+
+def _organizations(config: Config, tables: Tables | None) -> tuple[Organization, ...]:
+    if tables is None:
+        # The single-organization settings: one organization, named default.
+        return (
+            Organization(
+                DEFAULT_ORGANIZATION,
+                config.client_id,
+                config.client_secret,
+                config.client_secret_file,
+                config.scope,
+                config.client_auth,
+                config.token_url,
+                config.secret_expires,
+                inbound_keys_file=config.inbound_keys_file,
+            ),
+        )
+    try:
+        return tuple(
+            organization_of(name, table, _shared(config)) for name, table in tables.items()
+        )
+    except TableError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _shared(config: Config) -> Shared:
+    return Shared(
+        config.scope,
+        config.client_auth,
+        config.token_url,
+        parse_listen=lambda label, value: _listen(label, value),
+        parse_url=_http_url,
+        is_loopback_url=_is_loopback_url,
+    )
+
+
+def _organizations_ok(config: Config) -> str | None:
+    if config.single_organization:
+        return None  # the top-level rules above have judged its settings already
+    try:
+        _check_organizations(config, _shared(config))
+    except TableError as exc:
+        return str(exc)
+    return None
+
+
+def _check_organizations(config: Config, shared: Shared) -> None:
+    """Rules across organizations, on a loaded configuration: an address of its own each,
+    and each one's token endpoint and address held to the rules of the top-level ones."""
+    named = [(f"{where(o.name)} listen", o.listen) for o in config.organizations if o.listen]
+    addresses = [(OPTIONS_BY_NAME["listen"].sources, config.listen)]
+    if config.metrics_listen is not None:
+        addresses.append((OPTIONS_BY_NAME["metrics_listen"].sources, config.metrics_listen))
+    # Port 0 picks a free port for each: never a clash.
+    taken = [(owner, listen) for owner, listen in addresses + named if listen.port != 0]
+    clash = first_duplicate(taken) if named else None
+    if clash is not None:
+        first, second, listen = clash
+        raise TableError(
+            f"{second}: {listen} is the address of {first} already; every organization needs "
+            "a listen address of its own"
+        )
+    for organization in config.organizations:
+        _check_organization(config, organization, shared)
+
+
+def _check_organization(config: Config, organization: Organization, shared: Shared) -> None:
+    at, url = where(organization.name), organization.token_url
+    cleartext = url.scheme == "http" and not shared.is_loopback_url(url)
+    if cleartext and not config.allow_insecure_upstream:
+        raise TableError(
+            f"{at} token_url: {url} is plain http:// beyond loopback: the secret would travel "
+            "in clear; use https://, or --allow-insecure-upstream"
+        )
+    listen = organization.listen
+    open_door = not config.allow and organization.inbound_keys_file is None
+    if listen and not listen.is_loopback and open_door and not config.insecure_open:
+        raise TableError(
+            f"{at} listen: {listen} is beyond loopback, and with neither an allow-list nor "
+            f"keys anyone who reaches it acts as {organization.name}: admit networks with "
+            "--allow CIDR, give the organization an inbound_keys_file, or accept it with "
+            "--insecure-open"
+        )

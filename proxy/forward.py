@@ -24,7 +24,7 @@ from proxy import bodies, headers
 from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
 from proxy.exchange import Exchange
 from proxy.grants import unreachable_reason
-from proxy.keys import FRESH_SESSION, LIVE, TOKENS, UPSTREAM_SESSION
+from proxy.keys import FRESH_SESSION, LIVE, TOKEN_CACHES, UPSTREAM_SESSION
 from proxy.policy import may_retry_stale
 from proxy.tokens import Token
 
@@ -112,7 +112,8 @@ async def outgoing(request: web.Request, held: contextlib.AsyncExitStack) -> Out
 async def _send_with_token(
     app: web.Application, sending: Outgoing, exchange: Exchange
 ) -> aiohttp.ClientResponse:
-    tokens = app[TOKENS]
+    # The organization's own token: never another's, whatever the request says.
+    tokens = app[TOKEN_CACHES][exchange.organization]
     token = await tokens.get()
     response = await _send(app, sending, token, exchange)
     if response.status != 401:

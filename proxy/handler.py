@@ -17,7 +17,8 @@ from proxy import ops, token_endpoint
 from proxy.errors import ProxyError, TooManyInFlight
 from proxy.exchange import CLIENT_CLOSED, Exchange, record
 from proxy.forward import forward
-from proxy.keys import IN_FLIGHT, LIVE, METRICS, OBSERVERS
+from proxy.keys import IN_FLIGHT, LISTENERS, LIVE, METRICS, OBSERVERS
+from proxy.organizations import UNCHOSEN, organization_for
 from proxy.problems import OTHER, answer, problem
 from proxy.refusals import refusal
 
@@ -80,6 +81,11 @@ async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web
 
 
 async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    live, listeners = request.app[LIVE], request.app[LISTENERS]
+    # The organization of the address it came to, until its key says more: recorded even for
+    # a request refused below.
+    serves = listeners.serving(_sockname(request))
+    exchange.organization = serves or UNCHOSEN
     refused = refusal(
         request.method,
         request.version,
@@ -88,13 +94,15 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     )
     if refused is not None:
         raise refused
-    live = request.app[LIVE]
-    # Admit the client: its network first (403), then, where keys are required, its key (401).
+    # Admit the client: its network first (403), then, where keys are required, its key (401),
+    # which also decides its organization where the address does not.
     live.access.check_network(request.remote)
     if token_endpoint.is_token_request(request.path):
-        return await token_endpoint.answer(request, live.access, live.config.scope)
+        return await token_endpoint.answer(request, live.access, live.config.scope, serves)
     if not (exchange.own and ops.keyless(request.path)):
-        exchange.client = live.access.client(request.headers)
+        presented = live.access.presented(request.headers)
+        caller = organization_for(serves, presented, live.access.keyed, listeners.addresses)
+        exchange.organization, exchange.client = caller.organization, caller.client
     if exchange.own:
         # Never capped: the probes and metrics must answer while the proxy is at its cap.
         return await ops.serve(request)
@@ -110,7 +118,13 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
         in_flight.leave()
 
 
+def _sockname(request: web.Request) -> object:
+    """The local address the request's connection came in on."""
+    return request.transport.get_extra_info("sockname") if request.transport else None
+
+
 async def _route_ops(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    exchange.organization = UNCHOSEN  # this address serves no organization's requests
     request.app[LIVE].access.check_network(request.remote)
     if not exchange.own:
         raise web.HTTPNotFound(text="this address serves only the proxy's own /_proxy/ endpoints")

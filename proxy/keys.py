@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -11,13 +11,17 @@ from aiohttp import web
 from proxy.exchange import Observer
 from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
+from proxy.organizations import Listeners
 from proxy.reload import Live
 from proxy.tokens import TokenCache
 
 # The configuration and access rules in force: a SIGHUP replaces what LIVE holds.
 LIVE = web.AppKey("live", Live)
 METRICS = web.AppKey("metrics", Metrics)
-TOKENS = web.AppKey("tokens", TokenCache)
+# One token cache per organization, by name.
+TOKEN_CACHES = web.AppKey("token_caches", Mapping[str, TokenCache])
+# Which organization each listening socket serves (set before the application starts).
+LISTENERS = web.AppKey("listeners", Listeners)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 # A session that never reuses a connection: for the one retry after a stale keep-alive one.
 FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TextIO
@@ -40,11 +42,15 @@ class AccessRecord:
     # Who did it: the client's name (from the keys file, or "anonymous") and its TCP peer.
     client: str = "anonymous"
     peer: str = "-"
+    # With several organizations, the one the request acted as ("-": none was chosen); with
+    # the single-organization settings, None, and the line is as it always was.
+    organization: str | None = None
 
     def __str__(self) -> str:
         resent = " resent" if self.resent else ""
+        who = self.client if self.organization is None else f"{self.client}@{self.organization}"
         return (
-            f"{self.peer} {self.client} {self.method} {self.path} {self.status} "
+            f"{self.peer} {who} {self.method} {self.path} {self.status} "
             f"{self.duration_ms:.1f}ms {self.bytes}B{resent}"
         )
 
@@ -61,7 +67,7 @@ class JsonFormatter(logging.Formatter):
         }
         access = getattr(record, "access", None)
         if isinstance(access, AccessRecord):
-            line |= asdict(access)
+            line |= {key: value for key, value in asdict(access).items() if value is not None}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)
@@ -157,7 +163,12 @@ def configure(log_format: str, level: str) -> None:
         logging.getLogger(name).addFilter(OneLinePerEvent())
 
 
-def log_exchange(exchange: Exchange) -> None:
+def access_log(*, several: bool) -> Callable[[Exchange], None]:
+    """The access log's observer: with ``several`` organizations, naming the organization."""
+    return functools.partial(log_exchange, several=several)
+
+
+def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
     """The access log's observer of finished exchanges: one line each."""
     record = AccessRecord(
         method=exchange.method,
@@ -168,5 +179,6 @@ def log_exchange(exchange: Exchange) -> None:
         resent=exchange.resent,
         client=exchange.client,
         peer=exchange.peer or "-",
+        organization=exchange.organization if several else None,
     )
     logging.getLogger(ACCESS_LOGGER).info("%s", record, extra={"access": record})

@@ -1,6 +1,9 @@
 """Prometheus metrics, in a registry of the application's own (so tests don't share one).
 
-:meth:`Metrics.observe` is an observer of finished exchanges (:mod:`proxy.exchange`).
+:meth:`Metrics.observe` is an observer of finished exchanges (:mod:`proxy.exchange`). With
+several organizations, the request, token and secret series carry an ``organization`` label;
+with the single-organization settings they have none, so that the output, and every query and
+alert written for it, stays as it was.
 """
 
 from __future__ import annotations
@@ -27,16 +30,18 @@ def method_label(method: str) -> str:
 
 
 class Metrics:
-    """Every series the proxy exports."""
+    """Every series the proxy exports; ``several``: labelled by organization."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, several: bool = False) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
+        self._several = several
+        by_organization = ["organization"] if several else []
         self.requests = Counter(
             "smartdoc_proxy_requests",
             "API requests answered, by method, documented operation, status and client (a name "
             "from the keys file, or anonymous); the proxy's own /_proxy/ endpoints not included",
-            ["method", "operation", "status", "client"],
+            ["method", "operation", "status", "client", *by_organization],
             registry=registry,
         )
         self.request_seconds = Histogram(
@@ -54,12 +59,13 @@ class Metrics:
         self.token_fetches = Counter(
             "smartdoc_proxy_token_fetches",
             "Token requests, by outcome (success, rejected, unavailable, secret_unreadable)",
-            ["outcome"],
+            [*by_organization, "outcome"],
             registry=registry,
         )
         self.token_expiry = Gauge(
             "smartdoc_proxy_token_expires_in_seconds",
             "Seconds until the cached token expires (0 when none is held)",
+            by_organization,
             registry=registry,
         )
         self.resends = Counter(
@@ -70,6 +76,7 @@ class Metrics:
         self.secret_expiry_days = Gauge(
             "smartdoc_proxy_secret_expires_in_days",
             "Days until the client secret expires, from --secret-expires (NaN when not set)",
+            by_organization,
             registry=registry,
         )
         self._request_children: dict[tuple[str, ...], Counter] = {}
@@ -77,11 +84,24 @@ class Metrics:
             "smartdoc_proxy_requests_in_flight", "Requests being handled", registry=registry
         )
 
+    def _of(self, organization: str) -> list[str]:
+        return [organization] if self._several else []
+
+    def token_fetches_of(self, organization: str, outcome: str) -> Counter:
+        return self.token_fetches.labels(*self._of(organization), outcome)
+
+    def token_expiry_of(self, organization: str) -> Gauge:
+        return self.token_expiry.labels(organization) if self._several else self.token_expiry
+
+    def secret_expiry_days_of(self, organization: str) -> Gauge:
+        gauge = self.secret_expiry_days
+        return gauge.labels(organization) if self._several else gauge
+
     def observe(self, exchange: Exchange) -> None:
         if exchange.own:
             return  # probes and scrapes are not API traffic
         labels = (method_label(exchange.method), operation(exchange.path), str(exchange.status),
-                  exchange.client)  # fmt: skip
+                  exchange.client, *self._of(exchange.organization))  # fmt: skip
         # Children bound once per label set: labels() takes a lock and builds a tuple each call.
         child = self._request_children.get(labels)
         if child is None:

@@ -47,22 +47,33 @@ def warning(expires: date | None, today: date) -> str | None:
 
 
 def watch(today: Today = today_utc) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context: the days-left gauge, and a warning at start-up and every few hours."""
+    """A cleanup context: each organization's days-left gauge, and a warning at start-up and
+    every few hours."""
 
     async def watching(app: web.Application) -> AsyncIterator[None]:
-        live = app[LIVE]
+        live, metrics = app[LIVE], app[METRICS]
 
-        def left() -> float:
-            expires = live.config.secret_expires
-            return float(days_left(expires, today())) if expires else float("nan")
+        def left_of(name: str) -> Callable[[], float]:
+            def left() -> float:
+                # The date in force now: a reload may have changed it.
+                expires = live.config.organization(name).secret_expires
+                return float(days_left(expires, today())) if expires else float("nan")
 
-        app[METRICS].secret_expiry_days.set_function(left)
+            return left
+
+        for organization in live.config.organizations:
+            metrics.secret_expiry_days_of(organization.name).set_function(
+                left_of(organization.name)
+            )
 
         async def warn_now_and_then() -> None:
             while True:
-                said = warning(live.config.secret_expires, today())
-                if said:
-                    logger.warning("%s", said)
+                config = live.config
+                for organization in config.organizations:
+                    said = warning(organization.secret_expires, today())
+                    if said:
+                        whose = "" if config.single_organization else f"{organization.name}: "
+                        logger.warning("%s%s", whose, said)
                 await asyncio.sleep(CHECK_EVERY_SECONDS)
 
         task = asyncio.create_task(warn_now_and_then(), name="secret expiry warnings")

@@ -3,7 +3,9 @@
 Order matters: every socket is bound first (a busy port is one line and exit 2, before any
 token is fetched), then the application starts, then it serves until SIGTERM or SIGINT, when
 it stops accepting, lets requests in flight finish within the grace, and says when it is done.
-SIGHUP reloads the configuration file, the inbound keys and the TLS certificate.
+SIGHUP reloads the configuration file, the inbound keys and the TLS certificate. Binding is
+:mod:`proxy.sockets`' (an organization's own address is one more site of the application);
+what the log says at start-up is :mod:`proxy.startup`'s.
 """
 
 from __future__ import annotations
@@ -12,52 +14,28 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-from proxy import limits, loops
+from proxy import limits, loops, startup
 from proxy.access import access_of
 from proxy.app import ops_app
 from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
-from proxy.keys import LIVE, TOKENS
+from proxy.keys import LIVE, TOKEN_CACHES
 from proxy.reload import reloaded
 from proxy.runner import make_runner
+from proxy.sockets import Bound, Sockets, bind_all, start_sites
 
 logger = logging.getLogger(__name__)
 
-Announce = Callable[[Listen], str | None]
+# What to print once every socket listens: given the addresses they really got, the shared
+# one and each organization's own.
+Announce = Callable[[Listen, Mapping[str, Listen]], str | None]
 # How often the keys file and the certificate are checked for a change.
 FILE_CHECK_SECONDS = 2.0
 Loader = Callable[[], Config]
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A listening socket and the address it got (port 0 picks a free one)."""
-
-    sock: socket.socket
-    listen: Listen
-
-
-def bind(listen: Listen, option: str) -> Bound:
-    """Bind and listen now, or raise :class:`ConfigError` naming the option."""
-    try:
-        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(1024)
-    except OSError as exc:
-        raise ConfigError(
-            f"{OPTIONS_BY_NAME[option].sources}: cannot listen on {listen}: {exc.strerror or exc}"
-        ) from exc
-    sock.setblocking(False)
-    return Bound(sock, Listen(listen.host, sock.getsockname()[1]))
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:
@@ -90,38 +68,37 @@ def serve(
     announce: Announce | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``load`` re-reads the configuration on SIGHUP;
-    ``announce`` says what to print once the main socket listens."""
-    main = bind(config.listen, "listen")
-    metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
+    ``announce`` says what to print once every socket listens."""
+    sockets = bind_all(app, config)
     # Thousands of client connections must not fail with EMFILE (nginx does the same).
     limits.raise_open_files_limit()
     tls = server_tls(config)
     # uvloop's loop when it is installed (proxy.loops says which, in the log).
     with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
-        runner.run(_serve(app, config, main, metrics, tls, load, announce))
+        runner.run(_serve(app, config, sockets, tls, load, announce))
 
 
 async def _serve(
     app: web.Application,
     config: Config,
-    main: Bound,
-    metrics: Bound | None,
+    sockets: Sockets,
     tls: ssl.SSLContext | None,
     load: Loader | None,
     announce: Announce | None,
 ) -> None:
     grace = config.shutdown_grace_seconds or 0.001  # aiohttp reads 0 as "wait forever"
+    # The runner whose connections count request heads and time them out (proxy.connection).
     runner = make_runner(
         app, config, handler_cancellation=True, access_log=None, shutdown_timeout=grace
     )
     await runner.setup()
     runners: list[web.AppRunner] = [runner]
     try:
-        await web.SockSite(runner, main.sock, ssl_context=tls).start()
-        if metrics is not None:
-            runners.append(await _metrics_site(app, metrics))
-        _say_what_runs(app, config, main, metrics, tls)
-        said = announce(main.listen) if announce else None
+        await start_sites(runner, sockets, tls)
+        if sockets.metrics is not None:
+            runners.append(await _metrics_site(app, sockets.metrics))
+        startup.say_what_runs(app, config, sockets, tls)
+        said = announce(sockets.main.listen, sockets.own_addresses) if announce else None
         if said:
             print(said, flush=True)
         await _until_stopped(app, tls, load)
@@ -167,7 +144,8 @@ def _stamp(config: Config) -> tuple[object, ...]:
     """What identifies the files a reload would read: a Kubernetes Secret update swaps a
     symlink, which changes the inode the path resolves to."""
     stamps: list[object] = []
-    for path in (config.inbound_keys_file, config.tls_cert_file, config.tls_key_file):
+    keys = [organization.inbound_keys_file for organization in config.organizations]
+    for path in (*keys, config.tls_cert_file, config.tls_key_file):
         try:
             info = path.stat() if path is not None else None
         except OSError:
@@ -212,46 +190,9 @@ def reload(app: web.Application, tls: ssl.SSLContext | None, load: Loader) -> bo
     live.config, live.access = config, access
     for name in ignored:
         logger.warning("reload: %s changed, which needs a restart; ignored", name)
-    # A fixed secret is tried at once, not after the backoff.
-    app[TOKENS].end_backoff()
+    # A fixed secret is tried at once, not after the backoff: every organization's.
+    for cache in app[TOKEN_CACHES].values():
+        cache.end_backoff()
     keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
     logger.info("reloaded the configuration: %s, %d allowed networks", keys, len(access.allow))
     return True
-
-
-def _say_what_runs(
-    app: web.Application,
-    config: Config,
-    main: Bound,
-    metrics: Bound | None,
-    tls: ssl.SSLContext | None,
-) -> None:
-    access = app[LIVE].access
-    scheme = "https" if tls else "http"
-    keys = "no keys" if access.keys is None else f"{len(access.keys)} client keys"
-    allowed = "".join(f", {network}" for network in access.allow)
-    logger.info(
-        "proxy for %s listening on %s://%s: token URL %s, client id %r, admitting this "
-        "machine%s, %s%s",
-        config.upstream,
-        scheme,
-        main.listen,
-        config.token_url,
-        config.client_id,
-        allowed,
-        keys,
-        f", metrics on http://{metrics.listen}" if metrics else "",
-    )
-    if not main.listen.is_loopback and access.keys is None:
-        logger.warning(
-            "listening on %s, not a loopback address, without keys: anyone who can reach it "
-            "from %s acts as the organization on SmartDocumentor",
-            main.listen,
-            "anywhere" if config.insecure_open and not access.allow else "the allowed networks",
-        )
-    if not main.listen.is_loopback and access.keys is not None and tls is None:
-        logger.warning(
-            "inbound keys travel in clear over plain HTTP on %s: serve HTTPS with "
-            "--tls-cert-file and --tls-key-file",
-            main.listen,
-        )

@@ -27,7 +27,12 @@ def _error(code: str) -> web.Response:
     return web.json_response({"error": code}, status=400, headers=NO_STORE)
 
 
-async def answer(request: web.Request, access: Access, default_scope: str) -> web.Response:
+async def answer(
+    request: web.Request, access: Access, default_scope: str, serves: str | None
+) -> web.Response:
+    """The answer to ``POST /connect/token`` on an address that ``serves`` an organization
+    (``None``: the shared address of several); a key of another organization is refused
+    there as wrong credentials are."""
     if request.method != "POST":
         return _error("invalid_request")
     form = await request.post()
@@ -40,7 +45,7 @@ async def answer(request: web.Request, access: Access, default_scope: str) -> we
         tried = [basic, (unquote_plus(basic[0]), unquote_plus(basic[1]))]
     else:
         tried = [(str(form.get("client_id", "")), str(form.get("client_secret", "")))]
-    issued = next(filter(None, (access.local_token(*pair) for pair in tried)), None)
+    issued = next(filter(None, (access.local_token(*pair, serves) for pair in tried)), None)
     if issued is None:
         return _error("invalid_client")
     _, token = issued

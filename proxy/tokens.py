@@ -101,7 +101,8 @@ def _ignore(outcome: str) -> None:
 class TokenCache:
     """One cached token, shared by every request, with single-flight fetching.
 
-    ``fetch`` asks the endpoint for a grant. ``observe`` is told each fetch's outcome
+    ``fetch`` asks the endpoint for a grant; ``name``, when given, starts its log lines (an
+    organization's, with several). ``observe`` is told each fetch's outcome
     (``success`` or a :class:`TokenError`'s ``outcome``), for metrics. :meth:`start` begins
     the background refresher; :meth:`aclose` ends it and any fetch in flight.
     """
@@ -116,7 +117,10 @@ class TokenCache:
         observe: Observer = _ignore,
         jitter: Callable[[], float] = random.random,
         resend_interval_seconds: float = RESEND_REFRESH_INTERVAL_SECONDS,
+        name: str | None = None,
     ) -> None:
+        # Whose token, in log lines: an organization's name when there are several.
+        self._whose = f"{name}: " if name else ""
         self._fetch_grant = fetch
         self._margin = refresh_margin_seconds
         self._clock, self._sleep = clock, sleep
@@ -183,7 +187,7 @@ class TokenCache:
                 if rejected is self._unproven
                 else "a 401 started a refresh less than the resend interval ago"
             )
-            logger.info("401 from the upstream passed on: %s", why)
+            logger.info("%s401 from the upstream passed on: %s", self._whose, why)
             return None
         if decision is After401.REFRESH:
             self._last_401_refresh = self._clock()
@@ -265,7 +269,7 @@ class TokenCache:
             raise
         except Exception as exc:
             # A bug, not an outage: say so loudly, and still back off as for any failure.
-            logger.exception("token fetch failed unexpectedly")
+            logger.exception("%stoken fetch failed unexpectedly", self._whose)
             failure = TokenUnavailable("the token fetch failed unexpectedly")
             self._record_failure(failure)
             raise failure from exc
@@ -278,7 +282,7 @@ class TokenCache:
         self._unproven = token if after_401 else None
         self._retry_at = -math.inf
         self._observe("success")
-        logger.info("token fetched: lifetime %.0f s", grant.lifetime_seconds)
+        logger.info("%stoken fetched: lifetime %.0f s", self._whose, grant.lifetime_seconds)
         return token
 
     def _record_failure(self, exc: TokenError) -> None:
@@ -290,7 +294,8 @@ class TokenCache:
         self._observe(exc.outcome)
         said = f"; the endpoint said: {exc.description}" if exc.description else ""
         logger.warning(
-            "token fetch failed (%s): %s%s; next attempt in %.1f s",
+            "%stoken fetch failed (%s): %s%s; next attempt in %.1f s",
+            self._whose,
             exc.outcome,
             exc.detail,
             said,

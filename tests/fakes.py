@@ -54,7 +54,9 @@ class FakeTokenEndpoint:
     """``POST /connect/token``: issues ``token-1``, ``token-2``, … and records every request.
 
     ``failures`` is a list of what the next requests get instead of a token: an HTTP status
-    with a JSON body, or ``"hang"``.
+    with a JSON body, or ``"hang"``. ``prefix`` names the tokens (``acme`` issues ``acme-1``),
+    so that several endpoints' tokens can be told apart; with ``secret`` set, any other
+    ``client_secret`` gets ``400 invalid_client``.
     """
 
     expires_in: object = 3600
@@ -63,6 +65,8 @@ class FakeTokenEndpoint:
     delay_seconds: float = 0.0
     requests: list[TokenRequest] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
+    prefix: str = "token"
+    secret: str | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
@@ -75,7 +79,9 @@ class FakeTokenEndpoint:
                 await asyncio.sleep(3600)
             assert isinstance(failure, tuple)
             return web.json_response(failure[1], status=failure[0])
-        token = f"token-{len(self.issued) + 1}"
+        if self.secret is not None and form.get("client_secret") != self.secret:
+            return web.json_response({"error": "invalid_client"}, status=400)
+        token = f"{self.prefix}-{len(self.issued) + 1}"
         self.issued.append(token)
         body: dict[str, object] = {"access_token": token, "token_type": self.token_type}
         if self.expires_in is not None:

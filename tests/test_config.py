@@ -20,6 +20,7 @@ from proxy.config import (
     Listen,
     load_config,
 )
+from proxy.organization_settings import TABLE_KEYS
 from tests.fakes import CLIENT_ID, SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -793,3 +794,33 @@ def test_a_secret_variable_set_to_nothing_gives_way_to_a_secret_file(tmp_path: P
     )
 
     assert (config.client_secret, config.client_secret_file) == (None, secret_file)
+
+
+ORGANIZATIONS_TOML = ROOT / "config" / "smartdoc-proxy.organizations.example.toml"
+
+
+def test_the_organizations_example_loads_documents_every_table_key_and_is_in_the_readme(
+    tmp_path: Path,
+) -> None:
+    text = ORGANIZATIONS_TOML.read_text(encoding="utf-8")
+    # The example names files that do not exist here: the same names, in a folder that has them.
+    for name in ("acme-secret", "globex-secret", "acme-keys", "globex-keys"):
+        (tmp_path / name).write_text(f"{name} {name}-key\n", encoding="utf-8")
+    here = text.replace("/run/secrets/smartdoc/", f"{tmp_path}/")
+    here = here.replace("/etc/smartdoc-proxy/", f"{tmp_path}/")
+
+    config = load_config({"config": write_toml(tmp_path, here)}, {})
+
+    acme, globex = config.organizations
+    assert (acme.name, acme.client_id, str(acme.listen)) == (
+        "acme",
+        "acme-client-id",
+        "127.0.0.1:8081",
+    )
+    assert (globex.name, globex.listen, globex.inbound_keys_file) == (
+        "globex", None, tmp_path / "globex-keys"
+    )  # fmt: skip
+    for key in TABLE_KEYS:
+        assert re.search(rf"^(# )?{key} = ", text, re.MULTILINE), key
+    settings = text[text.index("\nlisten = ") + 1 :]
+    assert f"```toml\n{settings}```" in README.read_text(encoding="utf-8")

@@ -56,3 +56,30 @@ def test_the_metrics_table_is_every_exported_metric_with_its_type_and_labels() -
     for name, (kind, labels) in exported().items():
         assert table[name][0] == kind, name
         assert table[name][1] == labels, name
+
+
+def test_the_manual_names_the_metrics_that_gain_an_organization_label() -> None:
+    text = MANUAL.read_text(encoding="utf-8")
+    paragraph = text[text.index("**With several organizations**") :].split("\n\n")[0]
+    named = set(re.findall(r"`(smartdoc_proxy_[a-z_]+)`", paragraph.split("also")[0]))
+    metrics = Metrics(several=True)
+    metrics.requests.labels("GET", "other", "200", "anonymous", "acme").inc()
+    metrics.token_fetches_of("acme", "success").inc()
+    metrics.token_expiry_of("acme").set(1)
+    metrics.secret_expiry_days_of("acme").set(1)
+
+    several, single = _families(metrics), exported()
+
+    assert named
+    for name, (kind, labels) in single.items():
+        gained = {"organization"} if name in named else set()
+        assert several[name] == (kind, labels | gained), name
+
+
+def _families(metrics: Metrics) -> dict[str, tuple[str, set[str]]]:
+    families: dict[str, tuple[str, set[str]]] = {}
+    for family in metrics.registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {key for sample in family.samples for key in sample.labels} - {"le"}
+        families[name] = (family.type, labels)
+    return families
