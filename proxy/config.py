@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -31,6 +32,9 @@ __all__ = ["CONFIG_FILE", "OPTIONS", "OPTIONS_BY_NAME", "Config", "ConfigError",
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+INSPECTOR_MODES = ("off", "loopback", "keys")
+# A client's name in the keys file (proxy.access.NAME, which imports this module).
+CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 N = TypeVar("N", int, float)
 
@@ -96,11 +100,21 @@ class Config:
     secret_expires: date | None
     # An extra CA bundle (absolute path) trusted for the upstream and the token endpoint.
     upstream_ca_file: Path | None
+    # Who may open the inspector at /_proxy/, and what it keeps (proxy.inspector).
+    inspector: Literal["off", "loopback", "keys"]
+    inspector_clients: frozenset[str]
+    inspect_bodies: bool
+    inspect_exchanges: int
 
     @property
     def public_origin(self) -> str | None:
         """Where clients reach the proxy, for rewriting redirects; ``None``: origin-relative."""
         return str(self.public_url.origin()) if self.public_url is not None else None
+
+    @property
+    def keeps_bodies(self) -> bool:
+        """Are textual bodies kept for the inspector?"""
+        return self.inspect_bodies and self.inspector != "off"
 
 
 def load_config(flags: Mapping[str, str | None], env: Mapping[str, str]) -> Config:
@@ -192,6 +206,10 @@ def _parse(raw: Mapping[str, str | None]) -> Config:
         else None,
         secret_expires=_date(raw, "secret_expires"),
         upstream_ca_file=_readable_file(raw, "upstream_ca_file"),
+        inspector=_choice(raw, "inspector", INSPECTOR_MODES),  # type: ignore[arg-type]
+        inspector_clients=_names(raw, "inspector_clients"),
+        inspect_bodies=_switch(raw, "inspect_bodies"),
+        inspect_exchanges=_number(raw, "inspect_exchanges", int),
     )
 
 
@@ -291,6 +309,14 @@ def _networks(value: str | None) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _names(raw: Mapping[str, str | None], name: str) -> frozenset[str]:
+    names = frozenset(item.strip() for item in (raw[name] or "").split(",") if item.strip())
+    for each in sorted(names):
+        if not CLIENT_NAME.fullmatch(each):
+            raise _fail(name, f"{each!r} is not a client name from the keys file")
+    return names
+
+
 def _file(raw: Mapping[str, str | None], name: str) -> Path | None:
     value = raw[name]
     if not value:
@@ -332,6 +358,17 @@ def _date(raw: Mapping[str, str | None], name: str) -> date | None:
         raise _fail(name, f"{value!r} is not a date such as 2027-06-30") from exc
 
 
+def _check_inspector(config: Config) -> None:
+    if config.inspector == "keys" and not (config.inbound_keys_file and config.inspector_clients):
+        raise _fail(
+            "inspector",
+            "keys admits the clients named in --inspector-clients, by their key from "
+            "--inbound-keys-file: set both, or use loopback",
+        )
+    if config.inspector_clients and config.inspector != "keys":
+        raise _fail("inspector_clients", "names who may open the inspector with --inspector keys")
+
+
 def _is_loopback_url(url: URL) -> bool:
     return Listen(url.host or "", 0).is_loopback
 
@@ -349,6 +386,7 @@ def _checked(config: Config) -> Config:
                     f"{url} is plain http:// beyond loopback: the token and the secret would "
                     "travel in clear; use https://, or --allow-insecure-upstream",
                 )
+    _check_inspector(config)
     open_door = not config.allow and config.inbound_keys_file is None
     if not config.listen.is_loopback and open_door and not config.insecure_open:
         raise _fail(
