@@ -18,7 +18,17 @@ from proxy.config import Config
 from proxy.errors import TOKEN_OUTCOMES
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
-from proxy.keys import FRESH_SESSION, LIVE, METRICS, OBSERVERS, TOKENS, UPSTREAM_SESSION
+from proxy.inspector import routes as inspector
+from proxy.inspector.buffer import Buffer
+from proxy.keys import (
+    FRESH_SESSION,
+    INSPECTOR,
+    LIVE,
+    METRICS,
+    OBSERVERS,
+    TOKENS,
+    UPSTREAM_SESSION,
+)
 from proxy.metrics import Metrics
 from proxy.reload import Live
 from proxy.tokens import TokenCache
@@ -45,7 +55,11 @@ def create_app(
     app = web.Application(middlewares=[handle], client_max_size=max(config.replay_limit_bytes, 1))
     app[LIVE] = Live(config, access_of(config))
     metrics = app[METRICS] = Metrics()
-    app[OBSERVERS] = (logs.log_exchange, metrics.observe)
+    buffer = app[INSPECTOR] = Buffer(config.inspect_exchanges)
+    metrics.inspector_exchanges.set_function(buffer.__len__)
+    recording = (buffer.observe,) if config.inspector != "off" else ()
+    app[OBSERVERS] = (logs.log_exchange, metrics.observe, *recording)
+    app.on_shutdown.append(inspector.end_streams)
     app.cleanup_ctx.append(_upstream_sessions(tls_context, proxies))
     app.cleanup_ctx.append(_token_cache(clock, sleep, tls_context, proxies))
     app.cleanup_ctx.append(secret_expiry.watch())

@@ -91,7 +91,7 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     live.access.check_network(request.remote)
     if token_endpoint.is_token_request(request.path):
         return await token_endpoint.answer(request, live.access, live.config.scope)
-    if not (exchange.own and ops.keyless(request.path)):
+    if not (exchange.own and ops.keyless(request.path, live.config)):
         exchange.client = live.access.client(request.headers)
     if exchange.own:
         return await ops.serve(request)

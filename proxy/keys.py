@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.exchange import Observer
+from proxy.inspector.buffer import Buffer
 from proxy.metrics import Metrics
 from proxy.reload import Live
 from proxy.tokens import TokenCache
@@ -19,5 +20,7 @@ TOKENS = web.AppKey("tokens", TokenCache)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 # A session that never reuses a connection: for the one retry after a stale keep-alive one.
 FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
-# Who is told about each finished exchange: the access log, the metrics.
+# Who is told about each finished exchange: the access log, the metrics, the inspector.
 OBSERVERS = web.AppKey("observers", Sequence[Observer])
+# The inspector's last exchanges.
+INSPECTOR = web.AppKey("inspector", Buffer)

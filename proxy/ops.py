@@ -1,4 +1,5 @@
-"""The proxy's own endpoints under ``/_proxy/``: probes and metrics, never forwarded."""
+"""The proxy's own endpoints under ``/_proxy/``: probes, metrics and the inspector, never
+forwarded."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from proxy.config import Config
 from proxy.errors import TokenError
+from proxy.inspector import routes as inspector
 from proxy.keys import METRICS, TOKENS
 from proxy.problems import SERVER, answer
 
@@ -38,19 +41,27 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return await make_aiohttp_handler(request.app[METRICS].registry)(request)
 
 
-ENDPOINTS: dict[str, Endpoint] = {"healthz": healthz, "readyz": readyz, "metrics": metrics}
+ENDPOINTS: dict[str, Endpoint] = {
+    "healthz": healthz,
+    "readyz": readyz,
+    "metrics": metrics,
+    **inspector.ENDPOINTS,  # "" is the page, at /_proxy/ itself
+}
 
 
 # Probes carry no key, and say nothing of clients, keys or tokens.
 KEYLESS = frozenset({PREFIX + "healthz", PREFIX + "readyz"})
+INSPECTOR = frozenset(PREFIX + name for name in inspector.ENDPOINTS)
 
 
 def is_own(raw_path: str) -> bool:
     return raw_path.startswith(PREFIX)
 
 
-def keyless(path: str) -> bool:
-    return path in KEYLESS
+def keyless(path: str, config: Config) -> bool:
+    """May this path be asked for without a key? The probes may; so may the inspector's,
+    unless ``--inspector keys`` says that a key decides (else its gate decides alone)."""
+    return path in KEYLESS or (path in INSPECTOR and config.inspector != "keys")
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
