@@ -40,7 +40,13 @@ def prepare(listen: str, settings: StandinSettings | None = None) -> Demo:
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
     config = load_config(
-        {"listen": listen, "upstream": f"http://{host}:{port}", "client_id": settings.client_id},
+        {
+            "listen": listen,
+            "upstream": f"http://{host}:{port}",
+            "client_id": settings.client_id,
+            # The stand-in's data is invented: the inspector may show every textual body.
+            "inspect_bodies": "true",
+        },
         {"SMARTDOC_CLIENT_SECRET": settings.client_secret},
     )
     return Demo(config, sock, settings)
@@ -70,6 +76,7 @@ def banner(demo: Demo, listen: Listen | None = None) -> str:
             f"Proxy: {proxy_url} -> {demo.standin_url}",
             "Try it (no credentials needed on the client side):",
             f"  curl -s {proxy_url}{TRY_PATH}",
+            f"Watch the requests arrive: {proxy_url}/_proxy/ (the inspector, bodies shown)",
             "Press Ctrl+C to stop.",
         )
     )

@@ -20,7 +20,7 @@ from proxy.config import load_config
 from proxy.handler import handle
 from proxy.inspector.redact import REDACTED
 from tests.conftest import MakeStack, Stack
-from tests.fakes import CLIENT_ID, SECRET, FakeUpstream, json_of
+from tests.fakes import CLIENT_ID, SECRET, FakeUpstream, free_port, json_of, proxy_command
 
 ALICE_KEY = "alice-key-0123456789abcdef"
 BOB_KEY = "bob-key-fedcba9876543210"
@@ -506,3 +506,28 @@ class _Transport:
 
 async def _never(request: web.Request) -> web.StreamResponse:
     raise AssertionError("the router's handler is never called")
+
+
+async def test_the_demo_says_where_its_inspector_is_and_it_shows_the_requests_with_bodies() -> None:
+    async with proxy_command("demo", "--listen", f"127.0.0.1:{free_port()}") as process:
+        assert process.stdout is not None
+        banner = ""
+        while "/_proxy/" not in banner:
+            line = await asyncio.wait_for(process.stdout.readline(), 20)
+            assert line, f"the demo exited before naming its inspector: {banner}"
+            banner += line.decode()
+        inspector = next(word for word in banner.split() if word.endswith("/_proxy/"))
+        proxy_url = inspector.removesuffix("/_proxy/")
+        async with aiohttp.ClientSession() as session:
+            task = {"displayName": "d", "externalId": "e", "context": {"url": "https://x.test/a"}}
+            async with session.post(f"{proxy_url}/api/v1.0/external/sdtask/process", json=task):
+                pass
+            async with session.get(inspector) as page:
+                assert page.status == 200
+                assert "smartdoc-proxy" in await page.text()
+            async with session.get(f"{inspector}exchanges") as listing:
+                (shown,) = (await listing.json())["exchanges"]
+            async with session.get(f"{inspector}exchange?id={shown['id']}") as one:
+                bodies = (await one.json())["bodies"]
+        assert json.loads(bodies["request"]["text"]) == task
+        assert '"taskId"' in bodies["response"]["text"]
