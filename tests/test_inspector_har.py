@@ -17,9 +17,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from haralyzer import HarEntry, HarParser
+from yarl import URL
 
 from proxy.app import create_app
 from proxy.config import load_config
+from proxy.exchange import Exchange
+from proxy.inspector import har
+from proxy.inspector.buffer import Buffer, Snapshot
 from proxy.standin import StandinSettings, create_standin_app
 from tests.fakes import FakeClock, free_port, proxy_command
 from tests.needs import missing
@@ -176,3 +180,47 @@ async def test_a_recording_replayed_by_the_standin_answers_as_the_api_did(
     assert replayed == recorded
     assert recorded[2] != recorded[3]  # two answers to one request, replayed in their order
     assert recorded[3] == recorded[4]  # and the last one repeats
+
+
+def snapshot_of(target: str, **facts: object) -> Snapshot:
+    finished = Exchange("GET", target, "127.0.0.1")
+    for name, value in facts.items():
+        setattr(finished, name, value)
+    buffer = Buffer(1, wall_clock=lambda: 1_800_000_000.0)
+    buffer.observe(finished)
+    (kept,) = buffer.snapshots()
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("/api/x?a=1&a=2", "https://api.example/api/x?a=1&a=2"),
+        ("/a%2Fb", "https://api.example/a%2Fb"),
+        ("https://api.example/api/x", "https://api.example/api/x"),  # absolute-form, as sent
+        ("*", "https://api.example/"),  # OPTIONS *: no path of its own
+    ],
+)
+def test_an_entry_s_url_is_the_upstream_s_origin_with_the_target_as_sent(
+    target: str, url: str
+) -> None:
+    assert har.url(snapshot_of(target), URL("https://api.example")) == url
+
+
+@pytest.mark.parametrize(
+    ("facts", "comment"),
+    [
+        ({"status": 200}, None),
+        ({"status": 499}, "the client left before the answer"),
+        ({"status": 200, "cut": "upstream closed", "body_bytes": 10},
+         "cut after 10 bytes: upstream closed"),
+        ({"status": 200, "resent": True}, "resent with a fresh token after a 401"),
+    ],
+)  # fmt: skip
+def test_an_entry_says_what_happened_to_it_in_its_comment(
+    facts: dict[str, object], comment: str | None
+) -> None:
+    entry = har.entry(snapshot_of("/api/x", **facts), URL("https://api.example"))
+
+    assert entry.get("comment") == comment
+    assert entry["response"]["statusText"] == ("" if facts["status"] == 499 else "OK")  # type: ignore[index]

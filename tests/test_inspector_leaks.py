@@ -139,3 +139,22 @@ async def test_no_token_secret_or_key_reaches_the_inspector_in_any_form(
     assert "you sent Bearer [redacted]" in details
     # … and the upstream did receive the real token, which it echoed back to the client.
     assert stack.upstream.received[0].headers["Authorization"] == f"Bearer {token}"
+
+
+async def test_a_client_secret_kept_in_a_file_is_scrubbed_too(
+    make_stack: MakeStack, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text("file-kept-S3cret\n")
+    stack = await make_stack(
+        env={"SMARTDOC_CLIENT_SECRET": ""},
+        client_secret_file=str(secret_file),
+        inspect_bodies="true",
+    )
+    await stack.client.post("/api/x?s=file-kept-S3cret", json={"pasted": "file-kept-S3cret"})
+
+    shown = await (await stack.client.get("/_proxy/exchange?id=1")).text()
+
+    assert "file-kept-S3cret" not in shown
+    assert "pasted" in shown
+    assert stack.endpoint.requests[0].form["client_secret"] == "file-kept-S3cret"
