@@ -19,9 +19,12 @@ from proxy.config import DEFAULT_ORGANIZATION, Config, Organization
 from proxy.errors import TOKEN_OUTCOMES, TokenError
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
+from proxy.inspector import routes as inspector
+from proxy.inspector.buffer import Buffer
 from proxy.keys import (
     FRESH_SESSION,
     IN_FLIGHT,
+    INSPECTOR,
     LISTENERS,
     LIVE,
     METRICS,
@@ -62,7 +65,11 @@ def create_app(
     # Until proxy.sockets binds the organizations' own addresses, every socket is the shared one.
     app[LISTENERS] = Listeners(shared=None if several else DEFAULT_ORGANIZATION)
     metrics = app[METRICS] = Metrics(several=several)
-    app[OBSERVERS] = (logs.access_log(several=several), metrics.observe)
+    buffer = app[INSPECTOR] = Buffer(config.inspect_exchanges)
+    metrics.inspector_exchanges.set_function(buffer.__len__)
+    recording = (buffer.observe,) if config.inspector != "off" else ()
+    app[OBSERVERS] = (logs.access_log(several=several), metrics.observe, *recording)
+    app.on_shutdown.append(inspector.end_streams)
     app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
     app[IN_FLIGHT] = InFlight(config.max_requests_in_flight)
     app[STREAMING_SLOTS] = asyncio.Semaphore(streaming_share(config.upstream_pool_size))

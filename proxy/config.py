@@ -59,6 +59,9 @@ __all__ = ["CHECK_OPTIONS", "CONFIG_FILE", "DEFAULT_ORGANIZATION", "OPTIONS", "O
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+INSPECTOR_MODES = ("off", "loopback", "keys")
+# A client's name in the keys file (proxy.access.NAME, which imports this module).
+CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 PORT_NUMBER = re.compile(r"-?[0-9]+")
 N = TypeVar("N", int, float)
@@ -126,6 +129,11 @@ class Config:
     max_requests_in_flight: int
     replay_budget_bytes: int
     upstream_keepalive_seconds: float
+    # Who may open the inspector at /_proxy/, and what it keeps (proxy.inspector).
+    inspector: Literal["off", "loopback", "keys"]
+    inspector_clients: frozenset[str]
+    inspect_bodies: bool
+    inspect_exchanges: int
     # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
     # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
     token_failure_advice: str | None = None
@@ -145,6 +153,11 @@ class Config:
         stays as it was before organizations existed."""
         only = self.organizations[0] if len(self.organizations) == 1 else None
         return only is not None and only.name == DEFAULT_ORGANIZATION and only.listen is None
+
+    @property
+    def keeps_bodies(self) -> bool:
+        """Are textual bodies kept for the inspector?"""
+        return self.inspect_bodies and self.inspector != "off"
 
     def organization(self, name: str) -> Organization:
         """The organization called ``name``; :class:`KeyError` if there is none."""
@@ -421,6 +434,14 @@ def _networks(raw: Raw, name: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _names(raw: Raw, name: str) -> frozenset[str]:
+    names = frozenset(item.strip() for item in (raw[name] or "").split(",") if item.strip())
+    for each in sorted(names):
+        if not CLIENT_NAME.fullmatch(each):
+            raise _fail(name, f"{each!r} is not a client name from the keys file")
+    return names
+
+
 def _file(raw: Raw, name: str) -> Path | None:
     value = raw[name]
     if not value:
@@ -509,7 +530,25 @@ _FIELDS: dict[str, Parse] = {
     # 0: no body is kept for a resend, every body streams.
     "replay_budget_bytes": _count_or_zero,
     "upstream_keepalive_seconds": _seconds,
+    "inspector": _one_of(INSPECTOR_MODES),
+    "inspector_clients": _names,
+    "inspect_bodies": _switch,
+    "inspect_exchanges": _count,
 }
+
+
+def _inspector_ok(config: Config) -> str | None:
+    if config.inspector == "keys" and not (config.inbound_keys_file and config.inspector_clients):
+        return _message(
+            "inspector",
+            "keys admits the clients named in --inspector-clients, by their key from "
+            "--inbound-keys-file: set both, or use loopback",
+        )
+    if config.inspector_clients and config.inspector != "keys":
+        return _message(
+            "inspector_clients", "names who may open the inspector with --inspector keys"
+        )
+    return None
 
 
 def _is_loopback_url(url: URL) -> bool:
@@ -524,6 +563,7 @@ def _checked(config: Config) -> Config:
         *_in_clear(config),
         _open_door(config),
         _organizations_ok(config),
+        _inspector_ok(config),
     ]
     if any(problems):
         raise ConfigError(*filter(None, problems))

@@ -44,7 +44,9 @@ def prepare(listen: str, settings: StandinSettings | None = None) -> Demo:
         # The open-door rule guards the organization's identity, and the demo has none: its
         # credentials are the stand-in's own. A container publishes it from 0.0.0.0.
         flags = {"listen": listen, "upstream": upstream, "client_id": settings.client_id,
-                 "insecure_open": "true"}  # fmt: skip
+                 "insecure_open": "true",
+                 # The stand-in's data is invented: the inspector may show every textual body.
+                 "inspect_bodies": "true"}  # fmt: skip
         config = load_config(flags, {"SMARTDOC_CLIENT_SECRET": settings.client_secret})
     except BaseException:
         sock.close()
@@ -66,7 +68,8 @@ def prepare_organizations(listen: str, count: int, settings: StandinSettings | N
         for number, organization in enumerate(settings.organizations)
     }
     try:
-        flags = {"listen": _shifted(listen, count), "upstream": upstream, "insecure_open": "true"}
+        flags = {"listen": _shifted(listen, count), "upstream": upstream,
+                 "insecure_open": "true", "inspect_bodies": "true"}  # fmt: skip
         config = load_config(flags, {}, organizations=organizations)
     except BaseException:
         sock.close()
@@ -135,6 +138,7 @@ def banner(
             f"Proxy: {proxy_url} -> {standin_url}",
             "Try it (no credentials needed on the client side):",
             f"  curl -s {proxy_url}{TRY_PATH}",
+            f"Watch the requests arrive: {proxy_url}/_proxy/ (the inspector, bodies shown)",
             # Through the proxy, a switch that fails token requests would leave it without a
             # token to forward the request that turns the switch off.
             "The stand-in's fault switches (ask the stand-in itself, not the proxy):",

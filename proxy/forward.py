@@ -22,7 +22,7 @@ from yarl import URL
 
 from proxy import bodies, headers
 from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
-from proxy.exchange import Exchange
+from proxy.exchange import Exchange, body_tee, kept_body
 from proxy.grants import unreachable_reason
 from proxy.keys import FRESH_SESSION, LIVE, TOKEN_CACHES, UPSTREAM_SESSION
 from proxy.policy import may_retry_stale
@@ -80,6 +80,8 @@ async def forward(request: web.Request, exchange: Exchange) -> web.StreamRespons
     """Send ``request`` upstream with a token and relay the answer."""
     async with contextlib.AsyncExitStack() as held:
         sending = await outgoing(request, held)
+        if request.app[LIVE].config.keeps_bodies and isinstance(sending.body, bytes):
+            exchange.request_body = kept_body(request.headers, sending.body)
         upstream = await _send_with_token(request.app, sending, exchange)
         try:
             return await _relay(request, upstream, exchange)
@@ -135,6 +137,7 @@ async def _send(
     app: web.Application, sending: Outgoing, token: Token, exchange: Exchange
 ) -> aiohttp.ClientResponse:
     started, timeout = time.perf_counter(), app[LIVE].config.upstream_read_timeout_seconds
+    exchange.upstream_request_headers = sending.headers  # as sent, but for the token
     try:
         response = await _request(app[UPSTREAM_SESSION], sending, token)
     except STALE_CONNECTION as exc:
@@ -235,17 +238,23 @@ async def _relay(
         exchange.cut = "client gone"
         return response
     exchange.status, exchange.response_started = upstream.status, True
+    exchange.upstream_response_headers = upstream.headers
+    tee = body_tee(upstream.headers, config.keeps_bodies and request.method != "HEAD")
     if request.method != "HEAD":
         try:
             # iter_any, as for request bodies, for fewer and larger writes.
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
                 exchange.body_bytes += len(chunk)
+                if tee is not None:
+                    tee.add(chunk)
         except CUT_UPSTREAM as exc:
             return _cut(request, response, exchange, f"upstream {unreachable_reason(exc)}")
         except ConnectionError:
             return _cut(request, response, exchange, "client gone")
     await response.write_eof()
+    if tee is not None:
+        exchange.response_body = tee.body()
     return response
 
 

@@ -45,10 +45,12 @@ async def handle_ops(request: web.Request, handler: Handler) -> web.StreamRespon
 async def _handle(request: web.Request, route: Route) -> web.StreamResponse:
     exchange = Exchange(request.method, request.raw_path, request.remote)
     exchange.own = ops.is_own(request.raw_path)
+    exchange.request_headers = request.headers
     try:
         with request.app[METRICS].in_flight.track_inprogress():
             response = await _answer(request, exchange, route)
     finally:
+        exchange.request_bytes = request.content.total_bytes
         record(exchange, request.app[OBSERVERS])
     return response
 
@@ -72,6 +74,7 @@ async def _answer(request: web.Request, exchange: Exchange, route: Route) -> web
                 request.transport.close()
             raise
         response = problem(OTHER.status, OTHER.slug, OTHER.title, "see the proxy's log")
+    exchange.response_headers = response.headers
     if not exchange.response_started and exchange.cut is None:
         exchange.status = response.status
         body = response.body if isinstance(response, web.Response) else None
@@ -99,7 +102,7 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     live.access.check_network(request.remote)
     if token_endpoint.is_token_request(request.path):
         return await token_endpoint.answer(request, live.access, live.config.scope, serves)
-    if not (exchange.own and ops.keyless(request.path)):
+    if not (exchange.own and ops.keyless(request.path, live.config)):
         presented = live.access.presented(request.headers)
         caller = organization_for(serves, presented, live.access.keyed, listeners.addresses)
         exchange.organization, exchange.client = caller.organization, caller.client

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.exchange import Observer
+from proxy.inspector.buffer import Buffer
 from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
 from proxy.organizations import Listeners
@@ -25,10 +26,12 @@ LISTENERS = web.AppKey("listeners", Listeners)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 # A session that never reuses a connection: for the one retry after a stale keep-alive one.
 FRESH_SESSION = web.AppKey("fresh_session", aiohttp.ClientSession)
-# Who is told about each finished exchange: the access log, the metrics.
+# Who is told about each finished exchange: the access log, the metrics, the inspector.
 OBSERVERS = web.AppKey("observers", Sequence[Observer])
 # The limits every request shares (see proxy.limits and proxy.bodies).
 REPLAY_BUDGET = web.AppKey("replay_budget", ReplayBudget)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 # Pooled upstream connections that streamed request bodies may hold at once.
 STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)
+# The inspector's last exchanges.
+INSPECTOR = web.AppKey("inspector", Buffer)

@@ -83,6 +83,11 @@ class Metrics:
         self.in_flight = Gauge(
             "smartdoc_proxy_requests_in_flight", "Requests being handled", registry=registry
         )
+        self.inspector_exchanges = Gauge(
+            "smartdoc_proxy_inspector_exchanges",
+            "Exchanges the inspector holds in memory (at most --inspect-exchanges)",
+            registry=registry,
+        )
 
     def _of(self, organization: str) -> list[str]:
         return [organization] if self._several else []

@@ -1,4 +1,5 @@
-"""The proxy's own endpoints under ``/_proxy/``: probes and metrics, never forwarded."""
+"""The proxy's own endpoints under ``/_proxy/``: probes, metrics and the inspector, never
+forwarded."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from proxy.config import DEFAULT_ORGANIZATION
+from proxy.config import DEFAULT_ORGANIZATION, Config
 from proxy.errors import TokenError
+from proxy.inspector import routes as inspector
 from proxy.keys import LIVE, METRICS, TOKEN_CACHES
 from proxy.problems import SERVER, answer, detail_of
 from proxy.tokens import Token, TokenCache
@@ -96,19 +98,29 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return await make_aiohttp_handler(request.app[METRICS].registry)(request)
 
 
-ENDPOINTS: dict[str, Endpoint] = {"healthz": healthz, "readyz": readyz, "metrics": metrics}
+ENDPOINTS: dict[str, Endpoint] = {
+    "healthz": healthz,
+    "readyz": readyz,
+    "metrics": metrics,
+    **inspector.ENDPOINTS,  # "" is the page, at /_proxy/ itself
+}
 
 
 # Probes carry no key, and say nothing of clients, keys or tokens.
 KEYLESS = frozenset({PREFIX + "healthz", PREFIX + "readyz"})
+INSPECTOR = frozenset(PREFIX + name for name in inspector.ENDPOINTS)
 
 
 def is_own(raw_path: str) -> bool:
     return raw_path.startswith(PREFIX)
 
 
-def keyless(path: str) -> bool:
-    return path in KEYLESS or path.startswith(PREFIX + READYZ_OF)
+def keyless(path: str, config: Config) -> bool:
+    """May this path be asked for without a key? The probes may; so may the inspector's,
+    unless ``--inspector keys`` says that a key decides (else its gate decides alone)."""
+    if path in KEYLESS or path.startswith(PREFIX + READYZ_OF):
+        return True
+    return path in INSPECTOR and config.inspector != "keys"
 
 
 def _endpoint(path: str) -> Endpoint | None:

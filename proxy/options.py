@@ -150,6 +150,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("upstream_keepalive_seconds", "SMARTDOC_UPSTREAM_KEEPALIVE_SECONDS", "4",
            "seconds an idle pooled upstream connection is kept (below the upstream's own)",
            "--upstream-keepalive-seconds", "SECONDS"),
+    Option("inspector", "SMARTDOC_PROXY_INSPECTOR", "loopback",
+           "who may open the inspector page at /_proxy/: off, loopback (this machine, no key "
+           "needed) or keys (the clients named in --inspector-clients)",
+           "--inspector", "off|loopback|keys"),
+    Option("inspector_clients", "SMARTDOC_PROXY_INSPECTOR_CLIENTS", None,
+           "with --inspector keys: the names in the keys file that may open the inspector",
+           "--inspector-clients", "NAME,...", repeatable=True),
+    Option("inspect_bodies", "SMARTDOC_PROXY_INSPECT_BODIES", "false",
+           "the inspector keeps textual bodies (JSON, text, form) up to 64 KiB a side, with "
+           "access_token and client_secret fields redacted", "--inspect-bodies", switch=True),
+    Option("inspect_exchanges", "SMARTDOC_PROXY_INSPECT_EXCHANGES", "200",
+           "how many of the last exchanges the inspector keeps in memory",
+           "--inspect-exchanges", "N"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,

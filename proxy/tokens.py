@@ -136,6 +136,7 @@ class TokenCache:
         self._failures = 0
         self._retry_at = -math.inf
         self._last_error: TokenError | None = None
+        self._last_fetch: tuple[float, str] | None = None  # (when, outcome)
 
     def current(self) -> Token | None:
         """The cached token if it has not expired, else ``None``."""
@@ -150,6 +151,14 @@ class TokenCache:
     def last_error(self) -> TokenError | None:
         """The failure of the last fetch, or ``None`` if it succeeded."""
         return self._last_error
+
+    @property
+    def last_fetch(self) -> tuple[float, str] | None:
+        """``(seconds ago, outcome)`` of the last fetch that ended, or ``None`` before any."""
+        if self._last_fetch is None:
+            return None
+        at, outcome = self._last_fetch
+        return self._clock() - at, outcome
 
     async def get(self) -> Token:
         """A token to send now: the cached one, or the outcome of the one fetch in flight."""
@@ -281,6 +290,7 @@ class TokenCache:
         self._token, self._failures, self._last_error = token, 0, None
         self._unproven = token if after_401 else None
         self._retry_at = -math.inf
+        self._last_fetch = (self._clock(), "success")
         self._observe("success")
         logger.info("%stoken fetched: lifetime %.0f s", self._whose, grant.lifetime_seconds)
         return token
@@ -291,6 +301,7 @@ class TokenCache:
         self._retry_at = self._clock() + wait
         self._last_error = exc
         exc.retry_after_seconds = wait
+        self._last_fetch = (self._clock(), exc.outcome)
         self._observe(exc.outcome)
         said = f"; the endpoint said: {exc.description}" if exc.description else ""
         logger.warning(
