@@ -29,7 +29,10 @@ from bench.contenders import (
 )
 from bench.load import Sample
 from bench.report import Bar, Column, Result, Rounds, added, field_of, median_of, ratio
-from proxy.app import UPSTREAM_CONNECTION_LIMIT
+from proxy.options import OPTIONS_BY_NAME
+
+# The proxy's upstream pool as shipped: its default --upstream-pool-size.
+POOL_SIZE = int(OPTIONS_BY_NAME["upstream_pool_size"].default or 100)
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,9 @@ def https_latency(plan: Plan) -> Result:
         Bar("p50 added ≤ 1 ms", median_of(added(field_of("p50_ms"), "direct"), "proxy"), 1.0,
             at_least=False, unit=" ms"),
         Bar(f"upstream connections opened per 10 000 requests ≤ the pool size "
-            f"({UPSTREAM_CONNECTION_LIMIT})",
+            f"({POOL_SIZE})",
             median_of(field_of("upstream_connections_per_10k"), "proxy"),
-            UPSTREAM_CONNECTION_LIMIT, at_least=False),
+            POOL_SIZE, at_least=False),
     )  # fmt: skip
     result = wrk_table(plan, "https", "HTTPS upstream, 20 ms added latency, 50 connections",
                        Setup(tls=True, delay_ms=20), 50, columns=columns, bars=bars)  # fmt: skip
