@@ -36,6 +36,8 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 # What a keep-alive connection the upstream has closed looks like when it is reused.
 STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+# An answer announced at most this long is read whole and sent in one write.
+SMALL_ANSWER = 64 * 1024
 # What cuts an answer short once it is on its way to the client.
 CUT_UPSTREAM = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
@@ -240,19 +242,29 @@ async def _relay(
     exchange.status, exchange.response_started = upstream.status, True
     exchange.upstream_response_headers = upstream.headers
     tee = body_tee(upstream.headers, config.keeps_bodies and request.method != "HEAD")
-    if request.method != "HEAD":
-        try:
+    try:
+        if request.method == "HEAD":
+            await response.write_eof()
+        elif upstream.content_length is not None and upstream.content_length <= SMALL_ANSWER:
+            # Read whole, then sent with the end of the answer: one write, headers and all,
+            # as aiohttp's own Response does (bounded by the announced length).
+            body = await upstream.read()
+            if tee is not None:
+                tee.add(body)
+            await response.write_eof(body)
+            exchange.body_bytes += len(body)
+        else:
             # iter_any, as for request bodies, for fewer and larger writes.
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
                 exchange.body_bytes += len(chunk)
                 if tee is not None:
                     tee.add(chunk)
-        except CUT_UPSTREAM as exc:
-            return _cut(request, response, exchange, f"upstream {unreachable_reason(exc)}")
-        except ConnectionError:
-            return _cut(request, response, exchange, "client gone")
-    await response.write_eof()
+            await response.write_eof()
+    except CUT_UPSTREAM as exc:
+        return _cut(request, response, exchange, f"upstream {unreachable_reason(exc)}")
+    except ConnectionError:
+        return _cut(request, response, exchange, "client gone")
     if tee is not None:
         exchange.response_body = tee.body()
     return response
