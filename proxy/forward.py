@@ -25,7 +25,7 @@ from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
 from proxy.exchange import Exchange, body_tee, kept_body
 from proxy.grants import unreachable_reason
 from proxy.keys import FRESH_SESSION, LIVE, TOKEN_CACHES, UPSTREAM_SESSION
-from proxy.policy import may_retry_stale
+from proxy.policy import IDEMPOTENT_METHODS, may_retry_stale
 from proxy.tokens import Token
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,11 @@ def _unreachable(exc: BaseException, sending: Outgoing, read_timeout_seconds: fl
             retry_after_seconds=1,
         )
     if isinstance(exc, aiohttp.SocketTimeoutError | asyncio.TimeoutError):
-        return UpstreamTimeout(f"the upstream sent nothing for {read_timeout_seconds:g} s")
+        detail = f"the upstream sent nothing for {read_timeout_seconds:g} s"
+        if sending.method not in IDEMPOTENT_METHODS:
+            # It was sent, so it may have been acted on: the client must check, not resend.
+            detail += f"; the {sending.method} request may have been processed"
+        return UpstreamTimeout(detail)
     detail = f"the upstream {unreachable_reason(exc)}"
     if _stale(exc) and isinstance(exc, STALE_CONNECTION):
         if may_retry_stale(sending.method, sending.replayable):

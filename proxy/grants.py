@@ -160,7 +160,8 @@ def parse_grant(status: int, body: bytes, default_lifetime_seconds: float) -> Gr
         raise TokenUnavailable("the token endpoint answered 200 with a body that is not JSON")
     access_token, token_type = data.get("access_token"), data.get("token_type", "Bearer")
     if not isinstance(access_token, str) or not access_token:
-        raise TokenRejected("the token endpoint answered 200 without an access_token")
+        # A 200 accepted the credentials; an answer without a token is the endpoint failing.
+        raise TokenUnavailable("the token endpoint answered 200 without an access_token")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         kind = printable(str(token_type), 40)
         raise TokenRejected(f"the token endpoint issued a {kind!r} token, not Bearer")

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import sys
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,44 +50,137 @@ class TokenRequest:
     headers: CIMultiDictProxy[str]
 
 
+TokenFault = Callable[["FakeTokenEndpoint", web.Request], Awaitable[web.StreamResponse]]
+
+
 @dataclass
 class FakeTokenEndpoint:
     """``POST /connect/token``: issues ``token-1``, ``token-2``, … and records every request.
 
     ``failures`` is a list of what the next requests get instead of a token: an HTTP status
-    with a JSON body, or ``"hang"``. ``prefix`` names the tokens (``acme`` issues ``acme-1``),
-    so that several endpoints' tokens can be told apart; with ``secret`` set, any other
-    ``client_secret`` gets ``400 invalid_client``.
+    with a JSON body, or the name of one of :data:`TOKEN_FAULTS`. ``fault``, a name from the
+    same table, is what every request gets while it is set. With ``accepted_secret`` (or
+    ``secret``) set, a form ``client_secret`` other than it gets ``invalid_client`` (for secret
+    rotation). ``prefix`` names the tokens (``acme`` issues ``acme-1``), so that several
+    endpoints' tokens can be told apart. An endpoint that is down is no fault of this object:
+    close its server.
     """
 
     expires_in: object = 3600
     token_type: str = "Bearer"
     failures: list[tuple[int, dict[str, object]] | str] = field(default_factory=list)
+    fault: str | None = None
+    accepted_secret: str | None = None
     delay_seconds: float = 0.0
+    slow_seconds: float = 2.0  # how long the "slow" fault takes to answer
     requests: list[TokenRequest] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
     prefix: str = "token"
     secret: str | None = None
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         self.requests.append(TokenRequest(form, request.headers))
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        if self.failures:
-            failure = self.failures.pop(0)
-            if failure == "hang":
-                await asyncio.sleep(3600)
-            assert isinstance(failure, tuple)
+        failure = self.failures.pop(0) if self.failures else self.fault
+        if failure is None and self.accepted_secret not in (None, form.get("client_secret")):
+            failure = "invalid_client"
+        if isinstance(failure, tuple):
             return web.json_response(failure[1], status=failure[0])
         if self.secret is not None and form.get("client_secret") != self.secret:
             return web.json_response({"error": "invalid_client"}, status=400)
+        if failure is not None:
+            return await TOKEN_FAULTS[failure](self, request)
+        return self.grant()
+
+    def grant(self) -> web.Response:
         token = f"{self.prefix}-{len(self.issued) + 1}"
         self.issued.append(token)
         body: dict[str, object] = {"access_token": token, "token_type": self.token_type}
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
         return web.json_response(body)
+
+
+async def _token_500(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    return web.json_response({"error": "server_error"}, status=500)
+
+
+async def _token_html(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    # What a misconfigured gateway in front of the endpoint serves, with a 200.
+    page = "<html><head><title>Error</title></head><body><h1>Service unavailable</h1></body></html>"
+    return web.Response(text=page, content_type="text/html")
+
+
+async def _token_garbage(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    return web.Response(body=b"\x00\xff\xfe{not json at all", content_type="application/json")
+
+
+async def _token_truncated(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    # A well-framed body holding half a JSON document.
+    return web.Response(body=b'{"access_token": "tok', content_type="application/json")
+
+
+async def _token_cut(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    # The connection closes after half the announced body.
+    body = b'{"access_token": "never-whole", "token_type": "Bearer", "expires_in": 3600}'
+    response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+    response.content_type = "application/json"
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    _close(request)
+    return response
+
+
+async def _token_missing_fields(
+    endpoint: FakeTokenEndpoint, request: web.Request
+) -> web.StreamResponse:
+    return web.json_response({"token_type": "Bearer", "expires_in": 3600})
+
+
+async def _token_invalid_client(
+    endpoint: FakeTokenEndpoint, request: web.Request
+) -> web.StreamResponse:
+    described = {"error": "invalid_client", "error_description": "Client secret has expired"}
+    return web.json_response(described, status=400)
+
+
+async def _token_slow(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    # A token, but only after slow_seconds: later than any timeout the tests set.
+    await asyncio.sleep(endpoint.slow_seconds)
+    return endpoint.grant()
+
+
+async def _token_closed(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    # The request was read; the connection closes with no answer at all.
+    _close(request)
+    return web.Response()
+
+
+async def _token_hang(endpoint: FakeTokenEndpoint, request: web.Request) -> web.StreamResponse:
+    await asyncio.sleep(3600)
+    return endpoint.grant()
+
+
+TOKEN_FAULTS: dict[str, TokenFault] = {
+    "500": _token_500,
+    "html": _token_html,
+    "garbage": _token_garbage,
+    "truncated": _token_truncated,
+    "cut": _token_cut,
+    "missing-fields": _token_missing_fields,
+    "invalid_client": _token_invalid_client,
+    "slow": _token_slow,
+    "closed": _token_closed,
+    "hang": _token_hang,
+}
+
+
+def _close(request: web.Request) -> None:
+    """Close the connection under aiohttp's server, which then drops what it would send."""
+    assert request.transport is not None
+    request.transport.close()
 
 
 @dataclass
@@ -101,28 +195,62 @@ class Received:
 Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# What FakeUpstream.fault can be set to.
+UPSTREAM_FAULTS = ("5xx", "slow", "reset", "stale", "idle-close")
+IDLE_CLOSE_SECONDS = 0.02
+
+
 @dataclass
 class FakeUpstream:
     """The API: records every request; answers 401 to tokens in ``rejected``, else the
-    ``responder`` (by default, 200 with a small JSON echo)."""
+    ``responder`` (by default, 200 with a small JSON echo).
+
+    While ``fault`` is set, every request is recorded and then answered by it instead: ``5xx``
+    a 503 with ``Retry-After``; ``slow`` the usual answer after ``slow_seconds``; ``reset`` a
+    200 whose connection is reset after part of its body; ``stale`` closes, unanswered, every
+    connection that had already served a request (what a keep-alive connection the upstream
+    has just timed out looks like to a client that reuses it); ``idle-close`` answers, then
+    closes the connection once it has been idle for ``IDLE_CLOSE_SECONDS``, without having
+    said ``Connection: close`` (an upstream with a very short idle timeout). ``cancelled``
+    counts requests
+    the upstream never finished answering because the other side went away. An upstream that
+    is down is no fault of this object: close its server.
+    """
 
     received: list[Received] = field(default_factory=list)
     rejected: set[str] = field(default_factory=set)
     responder: Responder | None = None
     cancelled: int = 0
     delays: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
+    fault: str | None = None
+    slow_seconds: float = 2.0
+    _served: weakref.WeakSet[asyncio.BaseTransport] = field(
+        default_factory=weakref.WeakSet, repr=False
+    )
 
     @property
     def tokens_seen(self) -> list[str]:
         return [r.headers.get("Authorization", "").removeprefix("Bearer ") for r in self.received]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._answer(request)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled += 1
+            raise
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        reused = request.transport in self._served
+        if request.transport is not None:
+            self._served.add(request.transport)
         body = await request.read()
         self.received.append(
             Received(request.method, request.raw_path, request.headers, body, request.version)
         )
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await asyncio.sleep(self.delays.get(request.path, 0))
+        if self.fault is not None:
+            return await self._fault(request, reused, body)
         if token in self.rejected:
             return web.json_response(
                 {"title": "Unauthorized", "status": 401},
@@ -130,11 +258,30 @@ class FakeUpstream:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if self.responder is not None:
-            try:
-                return await self.responder(request)
-            except asyncio.CancelledError:
-                self.cancelled += 1
-                raise
+            return await self.responder(request)
+        return web.json_response({"path": request.raw_path, "bytes": len(body)})
+
+    async def _fault(self, request: web.Request, reused: bool, body: bytes) -> web.StreamResponse:
+        if self.fault == "5xx":
+            unavailable = {"title": "Service Unavailable", "status": 503}
+            return web.json_response(unavailable, status=503, headers={"Retry-After": "1"})
+        if self.fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+            return web.json_response({"path": request.raw_path, "bytes": len(body)})
+        if self.fault == "reset":
+            response = web.StreamResponse(headers={"Content-Length": "100000"})
+            await response.prepare(request)
+            await response.write(b"x" * 1000)
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        assert self.fault in ("stale", "idle-close"), self.fault
+        if self.fault == "idle-close":
+            assert request.transport is not None
+            asyncio.get_running_loop().call_later(IDLE_CLOSE_SECONDS, request.transport.close)
+        elif reused:
+            _close(request)
+            return web.Response()
         return web.json_response({"path": request.raw_path, "bytes": len(body)})
 
 
