@@ -15,15 +15,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import sys
 import time
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from harness import PAYLOAD, STATUS_PATH, describe
 
 from proxy.app import create_app
 from proxy.config import load_config
+
+# A status answer of the kind the API gives, and the path it answers.
+PAYLOAD = b'{"taskId": 1, "taskStatus": 34, "taskStatusText": "PreProcessingSuccessful"}'
+STATUS_PATH = "/api/v1.0/external/sdtask/status?taskId=1"
+
+
+def describe() -> str:
+    return f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, {os.cpu_count()} cores"
+
 
 VARIANTS = {
     "off": {"inspector": "off"},

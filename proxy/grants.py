@@ -249,6 +249,10 @@ def unreachable_reason(exc: BaseException) -> str:
         reason = getattr(exc.os_error, "reason", None)  # such as WRONG_VERSION_NUMBER
         words = f" ({reason.lower().replace('_', ' ')})" if isinstance(reason, str) else ""
         return f"failed the TLS handshake{words}"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"is unreachable: the egress proxy {exc.host}:{exc.port} does not answer"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"is unreachable: the egress proxy refused the tunnel ({exc.status})"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "is unreachable: its host name could not be resolved"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -14,7 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy import ops, token_endpoint
-from proxy.errors import ProxyError, TooManyInFlight
+from proxy.access import Access
+from proxy.errors import KeyRequired, ProxyError, TooManyInFlight
 from proxy.exchange import CLIENT_CLOSED, Exchange, record
 from proxy.forward import forward
 from proxy.keys import IN_FLIGHT, LISTENERS, LIVE, METRICS, OBSERVERS
@@ -102,7 +103,11 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
     live.access.check_network(request.remote)
     if token_endpoint.is_token_request(request.path):
         return await token_endpoint.answer(request, live.access, live.config.scope, serves)
-    if not (exchange.own and ops.keyless(request.path, live.config)):
+    if exchange.own and serves is None:
+        # The proxy's own endpoints answer on every address, the shared one of several
+        # organizations included: no organization to choose, only a key where keys exist.
+        _own_endpoint_caller(live.access, request, exchange, ops.keyless(request.path, live.config))
+    elif not (exchange.own and ops.keyless(request.path, live.config)):
         presented = live.access.presented(request.headers)
         caller = organization_for(serves, presented, live.access.keyed, listeners.addresses)
         exchange.organization, exchange.client = caller.organization, caller.client
@@ -119,6 +124,20 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
         return await forward(request, exchange)
     finally:
         in_flight.leave()
+
+
+def _own_endpoint_caller(
+    access: Access, request: web.Request, exchange: Exchange, keyless: bool
+) -> None:
+    if keyless or access.keys is None:
+        return
+    presented = access.presented(request.headers)
+    if presented is None:
+        raise KeyRequired(
+            "a key is required: send it as an X-Proxy-Key header, as the password of HTTP "
+            "Basic authentication, or as a Bearer token from this proxy's /connect/token"
+        )
+    exchange.organization, exchange.client = presented.organization, presented.name
 
 
 def _sockname(request: web.Request) -> object:

@@ -129,7 +129,7 @@ OPTIONS: tuple[Option, ...] = (
            "seconds an idle client keep-alive connection is kept open",
            "--keepalive-timeout-seconds", "SECONDS"),
     Option("max_request_line_bytes", "SMARTDOC_PROXY_MAX_REQUEST_LINE_BYTES", "8190",
-           "longest request line, method and target included (then 414)",
+           "longest request target (path and query) in the request line (then 414)",
            "--max-request-line-bytes", "BYTES"),
     Option("max_header_bytes", "SMARTDOC_PROXY_MAX_HEADER_BYTES", "65536",
            "request line and headers together at most (then 431)", "--max-header-bytes",
