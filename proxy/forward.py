@@ -236,6 +236,14 @@ async def _relay(
             upstream.headers, upstream=config.upstream, public_origin=config.public_origin
         ),
     )
+    small = (
+        request.method != "HEAD"
+        and upstream.content_length is not None
+        and upstream.content_length <= SMALL_ANSWER
+    )
+    # A small answer is read whole before its status line is sent: if the upstream cuts it
+    # short, the client still gets a proper 502 rather than a cut connection.
+    body = await _read_small(upstream, exchange) if small else None
     try:
         await response.prepare(request)
     except ConnectionError:
@@ -249,10 +257,9 @@ async def _relay(
     try:
         if request.method == "HEAD":
             await response.write_eof()
-        elif upstream.content_length is not None and upstream.content_length <= SMALL_ANSWER:
-            # Read whole, then sent with the end of the answer: one write, headers and all,
-            # as aiohttp's own Response does (bounded by the announced length).
-            body = await upstream.read()
+        elif body is not None:
+            # Sent with the end of the answer: one write, headers and all, as aiohttp's own
+            # Response does.
             if tee is not None:
                 tee.add(body)
             await response.write_eof(body)
@@ -272,6 +279,16 @@ async def _relay(
     if tee is not None:
         exchange.response_body = tee.body()
     return response
+
+
+async def _read_small(upstream: aiohttp.ClientResponse, exchange: Exchange) -> bytes:
+    try:
+        return await upstream.read()  # bounded by the announced length
+    except CUT_UPSTREAM as exc:
+        raise UpstreamUnreachable(
+            f"the upstream {unreachable_reason(exc)} after its status line; the "
+            f"{exchange.method} request may have been processed"
+        ) from exc
 
 
 def _cut(

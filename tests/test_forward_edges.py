@@ -246,3 +246,25 @@ async def test_a_client_gone_before_its_answer_is_a_499_line_not_a_traceback(
     (record,) = [r for r in _access(caplog) if r.path == "/slow"]
     assert record.status == 499
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def _reset_small_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.transport.abort()
+
+
+async def test_a_small_answer_cut_short_by_the_upstream_is_a_502_that_says_so(
+    make_stack: MakeStack,
+) -> None:
+    server = await asyncio.start_server(_reset_small_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+        response = await stack.client.post("/api/v1.0/external/sdtask/process", data=b"{}")
+        assert response.status == 502
+        assert "may have been processed" in str(json_of(await response.read())["detail"])
+    finally:
+        server.close()
