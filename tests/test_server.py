@@ -128,6 +128,11 @@ async def fetch(
         return response.status, await response.text()
 
 
+async def status_with_key(proxy: Running, key: str) -> int:
+    """The status of an API request through ``proxy`` presenting ``key``."""
+    return (await fetch(proxy.url + "/api/x", headers={"X-Proxy-Key": key}))[0]
+
+
 async def _eventually(probe: object, expected: object, seconds: float = 5.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if await probe() == expected:  # type: ignore[operator]
@@ -217,20 +222,16 @@ async def test_sighup_reloads_the_keys_and_a_bad_reload_keeps_the_running_ones(
     keys = tmp_path / "keys"
     keys.write_text(f"alice {ALICE}\n")
     async with running(fakes, "--inbound-keys-file", str(keys)) as proxy:
-
-        async def status_for(key: str) -> int:
-            return (await fetch(proxy.url + "/api/x", headers={"X-Proxy-Key": key}))[0]
-
-        assert await status_for(ALICE) == 200
-        assert await status_for(BOB) == 401
+        assert await status_with_key(proxy, ALICE) == 200
+        assert await status_with_key(proxy, BOB) == 401
         keys.write_text(f"bob {BOB}\n")
         proxy.process.send_signal(signal.SIGHUP)
-        await _eventually(lambda: status_for(BOB), 200)
-        assert await status_for(ALICE) == 401
+        await _eventually(lambda: status_with_key(proxy, BOB), 200)
+        assert await status_with_key(proxy, ALICE) == 401
         keys.write_text("three words here\n")
         proxy.process.send_signal(signal.SIGHUP)
         await _eventually(lambda: _said(proxy, "reload failed"), True)
-        assert await status_for(BOB) == 200
+        assert await status_with_key(proxy, BOB) == 200
 
 
 async def _said(proxy: Running, text: str) -> bool:
@@ -343,17 +344,13 @@ async def test_a_changed_keys_file_is_reloaded_without_a_signal(
     keys = tmp_path / "keys"
     keys.write_text(f"alice {ALICE}\n")
     async with running(fakes, "--inbound-keys-file", str(keys)) as proxy:
-
-        async def status_for(key: str) -> int:
-            return (await fetch(proxy.url + "/api/x", headers={"X-Proxy-Key": key}))[0]
-
-        assert await status_for(BOB) == 401
+        assert await status_with_key(proxy, BOB) == 401
         # As a Kubernetes Secret update does it: a new file swapped in under the same path.
         swapped = tmp_path / "keys.new"
         swapped.write_text(f"bob {BOB}\n")
         swapped.replace(keys)
-        await _eventually(lambda: status_for(BOB), 200, seconds=8)
-        assert await status_for(ALICE) == 401
+        await _eventually(lambda: status_with_key(proxy, BOB), 200, seconds=8)
+        assert await status_with_key(proxy, ALICE) == 401
 
 
 async def test_a_busy_port_in_the_demo_says_how_to_choose_another() -> None:
