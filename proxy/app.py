@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 
 import aiohttp
 from aiohttp import web
@@ -17,14 +17,17 @@ from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import DEFAULT_ORGANIZATION, Config, Organization
 from proxy.errors import TOKEN_OUTCOMES, TokenError
+from proxy.exchange import Observer
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
 from proxy.inspector import routes as inspector
+from proxy.inspector import shared as shared_inspector
 from proxy.inspector.buffer import Buffer
 from proxy.keys import (
     FRESH_SESSION,
     IN_FLIGHT,
     INSPECTOR,
+    INSPECTOR_RELAY,
     LISTENERS,
     LIVE,
     METRICS,
@@ -39,6 +42,7 @@ from proxy.metrics import Metrics
 from proxy.organizations import Listeners
 from proxy.reload import Live
 from proxy.tokens import TokenCache
+from proxy.workers import Worker
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -49,9 +53,12 @@ def create_app(
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     proxies: egress.EgressProxies = egress.NO_PROXIES,
+    worker: Worker | None = None,
 ) -> web.Application:
     """The proxy as an aiohttp application. ``clock`` and ``sleep`` drive the token cache;
-    ``proxies`` are the egress proxies the upstream and the token endpoint are reached through.
+    ``proxies`` are the egress proxies the upstream and the token endpoint are reached through;
+    ``worker``: as one of several workers (:mod:`proxy.workers`), sharing metrics and the
+    inspector with the others.
 
     Raises :class:`~proxy.config.ConfigError` for an unreadable or invalid keys or CA file."""
     # Built now, before anything listens: a CA file that holds no certificate stops the
@@ -64,10 +71,25 @@ def create_app(
     several = not config.single_organization
     # Until proxy.sockets binds the organizations' own addresses, every socket is the shared one.
     app[LISTENERS] = Listeners(shared=None if several else DEFAULT_ORGANIZATION)
-    metrics = app[METRICS] = Metrics(several=several)
+    shared = worker is not None and worker.count > 1
+    metrics = app[METRICS] = Metrics(
+        several=several, shared_directory=worker.metrics_directory if shared and worker else None
+    )
+    if metrics.shared:
+        app.cleanup_ctx.append(_owned(metrics.sample, "metrics sampler"))
     buffer = app[INSPECTOR] = Buffer(config.inspect_exchanges)
-    metrics.inspector_exchanges.set_function(buffer.__len__)
-    recording = (buffer.observe,) if config.inspector != "off" else ()
+    metrics.follow(metrics.inspector_exchanges, buffer.__len__)
+    recording: tuple[Observer, ...] = ()
+    # Started after the token caches, whose state the inspector shows.
+    sharing: CleanupContext | None = None
+    if config.inspector != "off":
+        recording = (buffer.observe,)
+        if shared and worker and not worker.keeps_inspector:
+            sender = shared_inspector.Sender(config.inspect_exchanges)
+            recording = (sender.observe,)
+            sharing = _inspector_relay(worker, sender)
+        elif shared and worker:
+            sharing = _inspector_socket(worker)
     app[OBSERVERS] = (logs.access_log(several=several), metrics.observe, *recording)
     app.on_shutdown.append(inspector.end_streams)
     app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
@@ -76,10 +98,71 @@ def create_app(
     app.cleanup_ctx.append(_upstream_sessions(tls_context, proxies))
     app.cleanup_ctx.append(_token_caches(clock, sleep, tls_context, proxies))
     app.cleanup_ctx.append(secret_expiry.watch())
+    if sharing is not None:
+        app.cleanup_ctx.append(sharing)
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
     app.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
     return app
+
+
+def _owned(run: Callable[[], Coroutine[object, object, None]], name: str) -> CleanupContext:
+    """A task that runs while the application does, cancelled and awaited at its end."""
+
+    async def owned(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return owned
+
+
+def _inspector_socket(worker: Worker) -> CleanupContext:
+    """Worker 1 of several: the inspector's socket for the other workers."""
+
+    async def inspector_socket(app: web.Application) -> AsyncIterator[None]:
+        runner = web.AppRunner(inspector_app(app), access_log=None)
+        await runner.setup()
+        await web.UnixSite(runner, str(worker.inspector_socket)).start()
+        yield
+        await runner.cleanup()
+
+    return inspector_socket
+
+
+def inspector_app(app: web.Application) -> web.Application:
+    """Worker 1's inspector for the other workers (:mod:`proxy.inspector.shared`): sharing
+    the running ``app``'s buffer, configuration, token caches and metrics."""
+    buffer = app[INSPECTOR]
+    # A batch holds at most --inspect-exchanges snapshots, each with two kept bodies at most.
+    largest = max(1 << 20, buffer.capacity * (256 << 10))
+    served = web.Application(client_max_size=largest)
+    served[INSPECTOR], served[LIVE], served[METRICS] = buffer, app[LIVE], app[METRICS]
+    served[TOKEN_CACHES] = app[TOKEN_CACHES]
+    served.router.add_post("/record", shared_inspector.record(buffer))
+    for name, endpoint in inspector.UNGATED.items():
+        served.router.add_route("*", f"/_proxy/{name}", endpoint)
+    return served
+
+
+def _inspector_relay(worker: Worker, sender: shared_inspector.Sender) -> CleanupContext:
+    """Any worker of several but the first: sends worker 1 its exchanges, and passes it the
+    requests for the inspector."""
+
+    async def inspector_relay(app: web.Application) -> AsyncIterator[None]:
+        async with shared_inspector.session(str(worker.inspector_socket)) as client:
+            relay = app[INSPECTOR_RELAY] = shared_inspector.Relay(client)
+            task = asyncio.create_task(sender.run(client), name="inspector sender")
+            yield
+            relay.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await sender.send(client)  # what gathered since the last batch
+
+    return inspector_relay
 
 
 def ops_app(app: web.Application) -> web.Application:
@@ -235,5 +318,5 @@ def _token_cache(
         observe=lambda outcome: metrics.token_fetches_of(name, outcome).inc(),
         name=None if live.config.single_organization else name,
     )
-    metrics.token_expiry_of(name).set_function(cache.seconds_until_expiry)
+    metrics.follow(metrics.token_expiry_of(name), cache.seconds_until_expiry)
     return cache

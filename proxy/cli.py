@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aiohttp import web
 
-from proxy import demo, egress, logs, secret_expiry
+from proxy import demo, egress, logs, secret_expiry, workers
 from proxy.app import create_app, credentials, token_session
 from proxy.config import (
     CHECK_OPTIONS,
@@ -39,6 +39,7 @@ from proxy.standin.settings import (
     settings_from_args,
 )
 from proxy.version import VERSION
+from proxy.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a configuration error)."""
     args = build_parser().parse_args(argv)
+    # What `run --workers N` starts each worker with (the top level has no options but
+    # --version and --help, so the command is the first word).
+    args.arguments = list(sys.argv[1:] if argv is None else argv)[1:]
     command: Command = args.command
     try:
         return command(args, os.environ if env is None else env)
@@ -193,8 +197,19 @@ def _flag(value: str | list[str] | None) -> str | None:
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env)
     logs.configure(config.log_format, config.log_level)
-    app = create_app(config, proxies=egress.EgressProxies.from_environment(env))
-    serve(app, config, load=lambda: _config(args, env))
+    worker = Worker.of(env)
+    if worker is None and config.workers > 1:
+        return workers.supervise(config, args.arguments, env)
+
+    def load() -> Config:
+        # A worker keeps the addresses its supervisor reserved, port 0 settled.
+        loaded = _config(args, env)
+        return worker.bound(loaded) if worker is not None else loaded
+
+    if worker is not None:
+        config = worker.bound(config)
+    app = create_app(config, proxies=egress.EgressProxies.from_environment(env), worker=worker)
+    serve(app, config, load=load, worker=worker)
     return 0
 
 

@@ -60,6 +60,8 @@ __all__ = ["CHECK_OPTIONS", "CONFIG_FILE", "DEFAULT_ORGANIZATION", "OPTIONS", "O
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 INSPECTOR_MODES = ("off", "loopback", "keys")
+# More processes than this on one port is a typo, not a deployment.
+MAX_WORKERS = 64
 # A client's name in the keys file (proxy.access.NAME, which imports this module).
 CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]+")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -134,6 +136,8 @@ class Config:
     inspector_clients: frozenset[str]
     inspect_bodies: bool
     inspect_exchanges: int
+    # Processes serving the listen addresses (proxy.workers); 1 is this process alone.
+    workers: int
     # What a client is told to do when no token can be had, instead of running `smartdoc-proxy
     # check`. No option sets it: the demo does, whose stand-in fails token requests on purpose.
     token_failure_advice: str | None = None
@@ -418,6 +422,13 @@ def _count(raw: Raw, name: str) -> int:
     return _number(raw, name, int)
 
 
+def _workers(raw: Raw, name: str) -> int:
+    count = _count(raw, name)
+    if count > MAX_WORKERS:
+        raise _fail(name, f"{count} is more workers than the {MAX_WORKERS} allowed")
+    return count
+
+
 def _count_or_zero(raw: Raw, name: str) -> int:
     return _number(raw, name, int, minimum=0)
 
@@ -534,6 +545,7 @@ _FIELDS: dict[str, Parse] = {
     "inspector_clients": _names,
     "inspect_bodies": _switch,
     "inspect_exchanges": _count,
+    "workers": _workers,
 }
 
 

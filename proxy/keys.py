@@ -10,6 +10,7 @@ from aiohttp import web
 
 from proxy.exchange import Observer
 from proxy.inspector.buffer import Buffer
+from proxy.inspector.shared import Relay
 from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
 from proxy.organizations import Listeners
@@ -35,3 +36,5 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)
 # The inspector's last exchanges.
 INSPECTOR = web.AppKey("inspector", Buffer)
+# With several workers, in every worker but the first: worker 1 answers for the inspector.
+INSPECTOR_RELAY = web.AppKey("inspector_relay", Relay)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -145,10 +146,31 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            if self._pending:
-                lines, self._pending = "".join(self._pending), []
-                self.stream.write(lines)
+            lines, self._pending = self._pending, []
+            # Each write whole lines of at most PIPE_BUF bytes, which a pipe never interleaves
+            # with another writer's: several workers share this stderr (proxy.workers).
+            for chunk in chunks(lines, select.PIPE_BUF):
+                self.stream.write(chunk)
+                self.stream.flush()
             self.stream.flush()
+
+
+def chunks(lines: list[str], most_bytes: int) -> list[str]:
+    """``lines`` joined into as few strings as possible of at most ``most_bytes`` bytes each
+    (in UTF-8); a line longer than that is a string of its own."""
+    joined: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line) if line.isascii() else len(line.encode())
+        if current and size + length > most_bytes:
+            joined.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += length
+    if current:
+        joined.append("".join(current))
+    return joined
 
 
 def configure(log_format: str, level: str) -> None:

@@ -163,6 +163,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("inspect_exchanges", "SMARTDOC_PROXY_INSPECT_EXCHANGES", "200",
            "how many of the last exchanges the inspector keeps in memory",
            "--inspect-exchanges", "N"),
+    Option("workers", "SMARTDOC_PROXY_WORKERS", "1",
+           "processes serving the same port (SO_REUSEPORT), each with its own token cache, "
+           "upstream pool and in-flight cap; one per core is the most that helps",
+           "--workers", "N"),
 )  # fmt: skip
 
 CONFIG_FILE = Option("config", "SMARTDOC_PROXY_CONFIG", None,

@@ -22,6 +22,7 @@ NEEDS_RESTART = (
     "upstream_read_timeout_seconds",
     "shutdown_grace_seconds",
     "log_format",
+    "workers",
     # The inspector's buffer and its place among the observers are made at start-up.
     "inspector",
     "inspect_exchanges",

@@ -62,8 +62,8 @@ def watch(today: Today = today_utc) -> Callable[[web.Application], AsyncIterator
             return left
 
         for organization in live.config.organizations:
-            metrics.secret_expiry_days_of(organization.name).set_function(
-                left_of(organization.name)
+            metrics.follow(
+                metrics.secret_expiry_days_of(organization.name), left_of(organization.name)
             )
 
         async def warn_now_and_then() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from proxy.keys import LIVE, TOKEN_CACHES
 from proxy.reload import reloaded
 from proxy.runner import make_runner
 from proxy.sockets import Bound, Sockets, bind_all, start_sites
+from proxy.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +68,18 @@ def serve(
     *,
     load: Loader | None = None,
     announce: Announce | None = None,
+    worker: Worker | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``load`` re-reads the configuration on SIGHUP;
-    ``announce`` says what to print once every socket listens."""
-    sockets = bind_all(app, config)
+    ``announce`` says what to print once every socket listens; ``worker``: as one of the
+    workers of a supervisor (:mod:`proxy.workers`), on the addresses it reserved."""
+    sockets = bind_all(app, config, shared=worker is not None)
     # Thousands of client connections must not fail with EMFILE (nginx does the same).
     limits.raise_open_files_limit()
     tls = server_tls(config)
     # uvloop's loop when it is installed (proxy.loops says which, in the log).
     with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
-        runner.run(_serve(app, config, sockets, tls, load, announce))
+        runner.run(_serve(app, config, sockets, tls, load, announce, worker))
 
 
 async def _serve(
@@ -85,6 +89,7 @@ async def _serve(
     tls: ssl.SSLContext | None,
     load: Loader | None,
     announce: Announce | None,
+    worker: Worker | None,
 ) -> None:
     grace = config.shutdown_grace_seconds or 0.001  # aiohttp reads 0 as "wait forever"
     # The runner whose connections count request heads and time them out (proxy.connection).
@@ -101,7 +106,10 @@ async def _serve(
         said = announce(sockets.main.listen, sockets.own_addresses) if announce else None
         if said:
             print(said, flush=True)
-        await _until_stopped(app, tls, load)
+        if worker is not None:
+            logger.info("%s (pid %d) serving", worker, os.getpid())
+            worker.serving()
+        await _until_stopped(app, tls, load, worker)
         logger.info("stopping: no new connections; requests in flight have %.0f s", grace)
     finally:
         for each in reversed(runners):
@@ -119,12 +127,16 @@ async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
 
 
 async def _until_stopped(
-    app: web.Application, tls: ssl.SSLContext | None, load: Loader | None
+    app: web.Application, tls: ssl.SSLContext | None, load: Loader | None, worker: Worker | None
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping(stop, signum))
+    if worker is not None:
+        # Nothing is ever written to the lifeline: it is readable only once the supervisor
+        # is gone, and then this worker must not serve on alone.
+        loop.add_reader(worker.lifeline_fd, _orphaned(stop, worker))
     watcher = None
     if load is not None:
         loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, tls, load))
@@ -134,6 +146,8 @@ async def _until_stopped(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if worker is not None:
+            loop.remove_reader(worker.lifeline_fd)
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -173,6 +187,15 @@ def _stopping(stop: asyncio.Event, signum: int) -> Callable[[], None]:
         stop.set()
 
     return received
+
+
+def _orphaned(stop: asyncio.Event, worker: Worker) -> Callable[[], None]:
+    def gone() -> None:
+        logger.error("%s: the supervisor is gone; stopping", worker)
+        asyncio.get_running_loop().remove_reader(worker.lifeline_fd)
+        stop.set()
+
+    return gone
 
 
 def reload(app: web.Application, tls: ssl.SSLContext | None, load: Loader) -> bool:

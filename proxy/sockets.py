@@ -43,20 +43,36 @@ class Sockets:
     def own_addresses(self) -> dict[str, Listen]:
         return {name: bound.listen for name, bound in self.organizations.items()}
 
+    def close(self) -> None:
+        for bound in (self.main, *self.organizations.values(), self.metrics):
+            if bound is not None:
+                bound.sock.close()
 
-def bind_all(app: web.Application, config: Config) -> Sockets:
+
+def bind_all(app: web.Application, config: Config, *, shared: bool = False) -> Sockets:
     """Bind every listen address of the configuration (or raise :class:`ConfigError`), and
-    tell ``app`` which socket serves which organization: before it starts, and freezes."""
-    main = bind(config.listen, "listen")
+    tell ``app`` which socket serves which organization: before it starts, and freezes.
+    ``shared``: one of several workers on the same addresses (``SO_REUSEPORT``)."""
+    sockets = bind_sockets(config, shared=shared)
+    app[LISTENERS] = _listeners(config, sockets)
+    return sockets
+
+
+def bind_sockets(config: Config, *, shared: bool = False, listening: bool = True) -> Sockets:
+    """Every listen address of the configuration, bound (or :class:`ConfigError`).
+    ``listening=False`` only reserves them, for the workers (:mod:`proxy.workers`)."""
+
+    def at(listen: Listen, option: str) -> Bound:
+        return bind(listen, option, shared=shared, listening=listening)
+
+    main = at(config.listen, "listen")
     organizations = {
-        organization.name: bind(organization.listen, f"{where(organization.name)} listen")
+        organization.name: at(organization.listen, f"{where(organization.name)} listen")
         for organization in config.organizations
         if organization.listen is not None
     }
-    metrics = bind(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
-    sockets = Sockets(main, organizations, metrics)
-    app[LISTENERS] = _listeners(config, sockets)
-    return sockets
+    metrics = at(config.metrics_listen, "metrics_listen") if config.metrics_listen else None
+    return Sockets(main, organizations, metrics)
 
 
 def _listeners(config: Config, sockets: Sockets) -> Listeners:
@@ -75,16 +91,21 @@ async def start_sites(runner: web.AppRunner, sockets: Sockets, tls: ssl.SSLConte
         await web.SockSite(runner, bound.sock, ssl_context=tls).start()
 
 
-def bind(listen: Listen, option: str) -> Bound:
+def bind(listen: Listen, option: str, *, shared: bool = False, listening: bool = True) -> Bound:
     """Bind and listen now, or raise :class:`ConfigError` naming the option (or, for an
-    organization's own address, where its table says it)."""
+    organization's own address, where its table says it). ``shared``: with ``SO_REUSEPORT``,
+    which lets the workers of one supervisor (the same user) listen on one port, each with
+    its own queue of new connections, which the kernel fills in turn."""
     try:
         infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
         family, _, _, _, address = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(1024)
+        if listening:
+            sock.listen(1024)
     except OSError as exc:
         named = OPTIONS_BY_NAME[option].sources if option in OPTIONS_BY_NAME else option
         raise ConfigError(f"{named}: cannot listen on {listen}: {exc.strerror or exc}") from exc

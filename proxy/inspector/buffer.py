@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from proxy.exchange import Exchange, Headers
 
@@ -139,7 +139,16 @@ class Buffer:
         if exchange.own:
             return
         self._last_id += 1
-        self._snapshots.append(Snapshot.of(self._last_id, exchange, self._wall_clock()))
+        self._keep(Snapshot.of(self._last_id, exchange, self._wall_clock()))
+
+    def take(self, snapshot: Snapshot) -> None:
+        """Keep a snapshot another worker recorded (:mod:`proxy.inspector.shared`), numbered
+        as the next one here."""
+        self._last_id += 1
+        self._keep(replace(snapshot, id=self._last_id))
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        self._snapshots.append(snapshot)
         if self._arrived is not None:
             self._arrived.set()
             self._arrived = None

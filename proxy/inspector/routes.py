@@ -29,7 +29,7 @@ from proxy.inspector import gate, har, page, views
 from proxy.inspector.buffer import Buffer, Filter, FilterError
 from proxy.inspector.redact import Scrubber
 from proxy.inspector.state import held_secrets, state
-from proxy.keys import INSPECTOR, LIVE
+from proxy.keys import INSPECTOR, INSPECTOR_RELAY, LIVE
 from proxy.problems import SERVER
 
 Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,20 +59,38 @@ def _version() -> str:
         return "unknown"
 
 
-def guarded(view: View) -> Endpoint:
-    """``view`` behind the gate, with the inspector's headers on its answer."""
+def guarded(name: str, view: View) -> Endpoint:
+    """``view`` behind the gate, with the inspector's headers on its answer; answered by
+    worker 1 when another worker keeps none (:mod:`.shared`)."""
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         buffer = request.app.get(INSPECTOR)
         if buffer is None:  # the --metrics-listen address serves no inspector
             raise web.HTTPNotFound(text="the inspector is not served on this address")
         gate.check(request)
-        response = await view(request, buffer)
-        if not response.prepared:
-            response.headers.update(HEADERS)
-        return response
+        relay = request.app.get(INSPECTOR_RELAY)
+        if relay is not None:
+            return await relay.pass_on(request, name)
+        return await _headed(view, request, buffer)
 
     return endpoint
+
+
+def ungated(view: View) -> Endpoint:
+    """``view`` for worker 1's socket, which only the other workers reach, with requests
+    that passed the gate there."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        return await _headed(view, request, request.app[INSPECTOR])
+
+    return endpoint
+
+
+async def _headed(view: View, request: web.Request, buffer: Buffer) -> web.StreamResponse:
+    response = await view(request, buffer)
+    if not response.prepared:
+        response.headers.update(HEADERS)
+    return response
 
 
 def _json(request: web.Request, document: object) -> web.Response:
@@ -180,18 +198,20 @@ def _event(kind: str, document: object, scrubber: Scrubber, id: int | None = Non
 async def end_streams(app: web.Application) -> None:
     """``on_shutdown``: end the live streams, which would otherwise hold shutdown up."""
     app[INSPECTOR].close()
+    relay = app.get(INSPECTOR_RELAY)
+    if relay is not None:
+        relay.close()
 
 
-ENDPOINTS: dict[str, Endpoint] = {
-    name: guarded(view)
-    for name, view in {
-        "": show_page,
-        "inspector.js": script,
-        "inspector.css": style,
-        "state": show_state,
-        "exchanges": exchanges,
-        "exchange": exchange,
-        "events": events,
-        "exchanges.har": har_file,
-    }.items()
+VIEWS: dict[str, View] = {
+    "": show_page,
+    "inspector.js": script,
+    "inspector.css": style,
+    "state": show_state,
+    "exchanges": exchanges,
+    "exchange": exchange,
+    "events": events,
+    "exchanges.har": har_file,
 }
+ENDPOINTS: dict[str, Endpoint] = {name: guarded(name, view) for name, view in VIEWS.items()}
+UNGATED: dict[str, Endpoint] = {name: ungated(view) for name, view in VIEWS.items()}

@@ -1,0 +1,165 @@
+"""One inspector for several workers (``--workers N``): worker 1 keeps it, the others send it
+what they record and pass it the page's requests.
+
+Worker 1 serves, on a Unix socket in the run's own directory (mode 0700: reachable by this
+user's processes only), a small application (assembled by :func:`proxy.app.inspector_app`):
+``POST /record`` takes a batch of the other workers' snapshots, ``/_proxy/NAME`` is the
+inspector's endpoint ``NAME`` without the gate, which the worker the request came to has
+already passed it through.
+
+Every other worker records as the buffer would (:meth:`Sender.observe`: a
+:class:`~proxy.inspector.buffer.Snapshot`, no I/O), sends what gathered every
+:data:`BATCH_SECONDS`, and answers a request for the inspector by relaying it to worker 1
+(:class:`Relay`), the live stream included. So the page, the exchanges and the HAR export show
+every worker's exchanges, numbered in the order worker 1 received them; the page's token panel
+is worker 1's token cache (each worker has its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from proxy.exchange import Exchange, Headers
+from proxy.inspector.buffer import Buffer, Snapshot
+
+logger = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.05
+# The host name of worker 1's socket, in URLs (the Unix socket decides where they go).
+ORIGIN = URL("http://inspector")
+# Headers of worker 1's answers that belong to that connection, not to the relayed answer.
+NOT_RELAYED = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
+)
+# Said when worker 1 cannot be reached, at most once in this many seconds.
+WARN_EVERY_SECONDS = 10.0
+
+
+def _portable(headers: Headers | None) -> Headers | None:
+    # A request's headers are a read-only view, which pickle refuses: a copy travels.
+    return None if headers is None else CIMultiDict(headers)
+
+
+def portable(snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` as it can be sent to worker 1."""
+    return replace(
+        snapshot,
+        request_headers=_portable(snapshot.request_headers),
+        upstream_request_headers=_portable(snapshot.upstream_request_headers),
+        upstream_response_headers=_portable(snapshot.upstream_response_headers),
+        response_headers=_portable(snapshot.response_headers),
+    )
+
+
+def session(socket: str) -> aiohttp.ClientSession:
+    """A session to worker 1's socket, with no read timeout: the live stream is long."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=socket),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+class Sender:
+    """An observer of finished exchanges, in a worker other than worker 1: keeps their
+    snapshots (the last ``capacity``, as many as worker 1 would keep) until :meth:`run`
+    sends them."""
+
+    def __init__(self, capacity: int, wall_clock: Callable[[], float] = time.time) -> None:
+        self._pending: deque[Snapshot] = deque(maxlen=max(capacity, 1))
+        self._wall_clock = wall_clock
+        self._warned_at = -WARN_EVERY_SECONDS
+
+    def observe(self, exchange: Exchange) -> None:
+        if exchange.own:
+            return  # as the buffer: the page would watch itself
+        self._pending.append(Snapshot.of(0, exchange, self._wall_clock()))
+
+    async def run(self, client: aiohttp.ClientSession) -> None:
+        """Send what gathered to worker 1, every :data:`BATCH_SECONDS`, until cancelled."""
+        while True:
+            await asyncio.sleep(BATCH_SECONDS)
+            await self.send(client)
+
+    async def send(self, client: aiohttp.ClientSession) -> None:
+        if not self._pending:
+            return
+        batch = [portable(snapshot) for snapshot in self._pending]
+        self._pending.clear()
+        try:
+            async with client.post(ORIGIN / "record", data=pickle.dumps(batch)) as answer:
+                answer.raise_for_status()
+        except (aiohttp.ClientError, OSError) as exc:
+            # Worker 1 is restarting, or gone: these exchanges are not in the inspector.
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY_SECONDS:
+                self._warned_at = now
+                logger.warning(
+                    "the inspector's worker cannot be reached (%s): %d exchanges not recorded",
+                    type(exc).__name__,
+                    len(batch),
+                )
+
+
+def record(buffer: Buffer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Worker 1's ``POST /record``: keep a batch from another worker."""
+
+    async def taken(request: web.Request) -> web.StreamResponse:
+        # Only this user's processes reach the socket: the other workers of this run.
+        batch = pickle.loads(await request.read())  # noqa: S301
+        for snapshot in batch:
+            buffer.take(snapshot)
+        return web.Response(status=204)
+
+    return taken
+
+
+class Relay:
+    """In a worker other than worker 1: the inspector's endpoints, answered by worker 1."""
+
+    def __init__(self, client: aiohttp.ClientSession) -> None:
+        self._client = client
+        self._open: set[aiohttp.ClientResponse] = set()
+
+    async def pass_on(self, request: web.Request, name: str) -> web.StreamResponse:
+        url = (ORIGIN / "_proxy" / name).with_query(request.query)
+        headers = {
+            key: request.headers[key] for key in ("Last-Event-ID",) if key in request.headers
+        }
+        try:
+            answer = await self._client.request(request.method, url, headers=headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise web.HTTPServiceUnavailable(
+                text="the inspector is kept by worker 1, which is not answering; try again"
+            ) from exc
+        self._open.add(answer)
+        try:
+            response = web.StreamResponse(status=answer.status, reason=answer.reason)
+            for key, value in answer.headers.items():
+                if key.lower() not in NOT_RELAYED:
+                    response.headers.add(key, value)
+            await response.prepare(request)
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                async for chunk in answer.content.iter_any():
+                    await response.write(chunk)
+            return response
+        finally:
+            self._open.discard(answer)
+            answer.release()
+
+    def close(self) -> None:
+        """``on_shutdown``: end the relayed live streams, which would hold shutdown up."""
+        for answer in list(self._open):
+            answer.close()

@@ -1,0 +1,309 @@
+"""``run --workers N`` as real processes: one port served by N workers (SO_REUSEPORT), each
+with its own token, and the metrics, the inspector and the access log right across them; a
+worker that dies is replaced; signals reach every worker; no worker outlives its supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from proxy.config import Listen, load_config
+from proxy.logs import chunks
+from proxy.workers import Worker
+from tests.fakes import SECRET, free_port
+from tests.test_server import (
+    ALICE,
+    BOB,
+    Fakes,
+    Running,
+    _base,
+    _eventually,
+    _said,
+    fakes,
+    fetch,
+    finished,
+    running,
+    start,
+    status_with_key,
+)
+
+__all__ = ["fakes"]  # the fixture, used by name
+
+REQUESTS = 40
+PIDS = re.compile(r"2 workers serve \S+ \(SO_REUSEPORT\), pids (\d+), (\d+)")
+
+
+async def _pids(proxy: Running) -> list[int]:
+    """The workers' pids, as the supervisor announced them."""
+    for _ in range(100):
+        for line in proxy.err:
+            if found := PIDS.search(line):
+                return [int(found[1]), int(found[2])]
+        await asyncio.sleep(0.05)
+    pytest.fail("the supervisor never said which workers serve: " + "".join(proxy.err))
+
+
+async def _requests(proxy: Running, count: int = REQUESTS) -> list[int]:
+    # A fresh connection each: the kernel spreads new connections over the workers.
+    return [(await fetch(proxy.url + "/api/x"))[0] for _ in range(count)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _gone(pids: list[int], seconds: float = 15.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if not any(_alive(pid) for pid in pids):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _sample(text: str, name: str) -> float:
+    """The sum of a series' samples in a Prometheus text exposition."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+async def test_two_workers_serve_one_port_each_with_a_token_of_its_own(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        pids = await _pids(proxy)
+        assert len(set(pids)) == 2
+        assert all(_alive(pid) for pid in pids)
+        assert await _requests(proxy) == [200] * REQUESTS
+        # Each worker fetched its own token at start, and both answered requests with it.
+        assert sorted(fakes.endpoint.issued) == ["token-1", "token-2"]
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+
+
+async def test_any_worker_scraped_reports_the_metrics_of_all(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        await _pids(proxy)  # every worker serves
+        await _requests(proxy)
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+        # Each worker samples its token's expiry every second for the others to read.
+        await asyncio.sleep(1.2)
+        for _ in range(8):  # each scrape on a new connection, so on either worker
+            status, text = await fetch(proxy.url + "/_proxy/metrics")
+            assert status == 200
+            assert _sample(text, "smartdoc_proxy_requests_total") == REQUESTS
+            assert _sample(text, "smartdoc_proxy_request_duration_seconds_count") == REQUESTS
+            assert _sample(text, 'smartdoc_proxy_token_fetches_total{outcome="success"}') == 2
+            # The soonest-expiring of the workers' tokens: one series, not one per worker.
+            expiry = [
+                line
+                for line in text.splitlines()
+                if line.startswith("smartdoc_proxy_token_expires")
+            ]
+            assert len(expiry) == 1
+            assert 3000 < float(expiry[0].split()[1]) <= 3600
+
+
+async def _exchanges(proxy: Running) -> list[dict[str, object]]:
+    status, text = await fetch(proxy.url + "/_proxy/exchanges")
+    assert status == 200, text
+    shown: list[dict[str, object]] = json.loads(text)["exchanges"]
+    return shown
+
+
+async def test_the_inspector_shows_every_workers_exchanges_from_either(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        await _pids(proxy)  # every worker serves
+        await _requests(proxy)
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+        await _eventually(lambda: _count(proxy), REQUESTS)
+        for _ in range(8):  # on either worker: worker 1 answers for both
+            shown = await _exchanges(proxy)
+            assert len(shown) == REQUESTS
+            assert sorted(each["id"] for each in shown) == list(range(1, REQUESTS + 1))
+        status, text = await fetch(proxy.url + "/_proxy/exchange?id=7")
+        assert status == 200
+        assert json.loads(text)["id"] == 7
+        status, text = await fetch(proxy.url + "/_proxy/exchanges.har")
+        assert status == 200
+        assert len(json.loads(text)["log"]["entries"]) == REQUESTS
+
+
+async def _count(proxy: Running) -> int:
+    return len(await _exchanges(proxy))
+
+
+async def test_the_inspectors_gate_is_kept_by_the_worker_a_request_comes_to(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice {ALICE}\nbob {BOB}\n")
+    flags = ("--workers", "2", "--inbound-keys-file", str(keys))
+    async with running(
+        fakes, *flags, "--inspector", "keys", "--inspector-clients", "alice"
+    ) as proxy:
+        for _ in range(8):
+            assert (await fetch(proxy.url + "/_proxy/exchanges", {"X-Proxy-Key": BOB}))[0] == 403
+            assert (await fetch(proxy.url + "/_proxy/exchanges"))[0] == 401
+            assert (await fetch(proxy.url + "/_proxy/exchanges", {"X-Proxy-Key": ALICE}))[0] == 200
+
+
+async def test_the_access_log_has_one_whole_line_per_request_across_workers(
+    fakes: Fakes,
+) -> None:
+    async with running(fakes, "--workers", "2", "--log-format", "json") as proxy:
+        await _pids(proxy)
+        await asyncio.gather(*(_requests(proxy, REQUESTS // 4) for _ in range(4)))
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+        await asyncio.sleep(0.3)  # the workers' batches are written every 50 ms
+    lines = [json.loads(line) for line in proxy.err]  # a torn or interleaved line fails here
+    access = [line for line in lines if line["logger"] == "proxy.access"]
+    assert len([line for line in access if line["path"] == "/api/x"]) == REQUESTS
+
+
+async def test_a_worker_that_dies_is_replaced_and_the_other_serves_meanwhile(
+    fakes: Fakes,
+) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        first, second = await _pids(proxy)
+        os.kill(first, signal.SIGKILL)
+        assert await _gone([first])
+        # The other worker serves at once; the kernel no longer offers the dead one's socket.
+        assert await _requests(proxy, 10) == [200] * 10
+        await _eventually(lambda: _said(proxy, "starting another"), True)
+        await _eventually(lambda: _said(proxy, "worker 1 of 2 (pid"), True)
+        await _eventually(lambda: _tokens(fakes), 3)  # the new worker's own token
+        assert _alive(second)
+        assert await _requests(proxy) == [200] * REQUESTS
+        assert "token-3" in fakes.upstream.tokens_seen[-REQUESTS:]
+
+
+async def _tokens(fakes: Fakes) -> int:
+    return len(fakes.endpoint.issued)
+
+
+async def test_sigterm_stops_every_worker_and_the_supervisor_says_so(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        pids = await _pids(proxy)
+        proxy.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proxy.process.wait(), 15) == 0
+        assert await _gone(pids, 1.0)
+    assert any("stopped: every worker has finished" in line for line in proxy.err)
+    assert sum("SIGTERM received" in line for line in proxy.err) == 3  # supervisor, 2 workers
+
+
+async def test_no_worker_outlives_a_killed_supervisor(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        pids = await _pids(proxy)
+        proxy.process.kill()
+        assert await _gone(pids)
+    assert sum("the supervisor is gone; stopping" in line for line in proxy.err) == 2
+
+
+async def test_sighup_reaches_every_worker(fakes: Fakes, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice {ALICE}\n")
+    async with running(fakes, "--workers", "2", "--inbound-keys-file", str(keys)) as proxy:
+        await _pids(proxy)
+        keys.write_text(f"bob {BOB}\n")
+        proxy.process.send_signal(signal.SIGHUP)
+        await _eventually(lambda: _reloads(proxy), 2)
+        for _ in range(8):  # whichever worker the connection reaches
+            assert await status_with_key(proxy, BOB) == 200
+            assert await status_with_key(proxy, ALICE) == 401
+
+
+async def _reloads(proxy: Running) -> int:
+    return sum("reloaded the configuration" in line for line in proxy.err)
+
+
+async def test_a_busy_port_stops_the_supervisor_before_any_worker_starts(fakes: Fakes) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _, err = await finished(
+            *_base(fakes, port), "--workers", "2", env={"SMARTDOC_CLIENT_SECRET": SECRET}
+        )
+    assert status == 2
+    assert err.strip().splitlines() == [
+        "smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: "
+        f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert fakes.endpoint.requests == []
+
+
+async def test_port_zero_is_settled_once_for_every_worker(fakes: Fakes) -> None:
+    argv = [*_base(fakes, 0), "--workers", "2"]
+    env = {"SMARTDOC_CLIENT_SECRET": SECRET}
+    process = await start(*argv, env=env)
+    proxy = Running(process, 0)
+    assert process.stderr is not None
+    try:
+        while not proxy.port:
+            line = (await asyncio.wait_for(process.stderr.readline(), 15)).decode()
+            proxy.err.append(line)
+            if found := re.search(r"2 workers serve 127\.0\.0\.1:(\d+)", line):
+                proxy.port = int(found[1])
+        assert await _requests(proxy, 20) == [200] * 20
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.communicate(), 15)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("0", "--workers / SMARTDOC_PROXY_WORKERS: must be positive, not 0"),
+        ("two", "--workers / SMARTDOC_PROXY_WORKERS: 'two' is not a whole number"),
+        ("65", "--workers / SMARTDOC_PROXY_WORKERS: 65 is more workers than the 64 allowed"),
+    ],
+)
+async def test_a_bad_number_of_workers_is_one_line(fakes: Fakes, given: str, said: str) -> None:
+    status, _, err = await finished(
+        *_base(fakes, free_port()), "--workers", given, env={"SMARTDOC_CLIENT_SECRET": SECRET}
+    )
+    assert status == 2
+    assert err.strip().splitlines() == [f"smartdoc-proxy: {said}"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "most", "expected"),
+    [
+        ([], 10, []),
+        (["ab\n", "cd\n"], 10, ["ab\ncd\n"]),
+        (["abcd\n", "efgh\n", "ij\n"], 10, ["abcd\nefgh\n", "ij\n"]),
+        (["a very long line\n", "b\n"], 10, ["a very long line\n", "b\n"]),
+        (["é" * 4 + "\n", "x\n"], 10, ["éééé\n", "x\n"]),  # 9 bytes in UTF-8, then 2 more
+    ],
+)
+def test_log_lines_are_written_whole_in_chunks_a_pipe_keeps_apart(
+    lines: list[str], most: int, expected: list[str]
+) -> None:
+    assert chunks(lines, most) == expected
+
+
+def test_a_worker_is_told_what_it_is_and_keeps_the_reserved_addresses(tmp_path: Path) -> None:
+    worker = Worker(2, 3, tmp_path, {"listen": ("127.0.0.1", 4321)}, 7, 8)
+    assert Worker.of({"SMARTDOC_PROXY_WORKER": worker.encode()}) == worker
+    assert Worker.of({}) is None
+    assert str(worker) == "worker 2 of 3"
+    assert not worker.keeps_inspector
+    assert worker.inspector_socket == tmp_path / "inspector.sock"
+
+    config = load_config(
+        {"listen": "127.0.0.1:0", "upstream": "https://api.example", "client_id": "x"},
+        {"SMARTDOC_CLIENT_SECRET": "s"},
+    )
+    assert worker.bound(config).listen == Listen("127.0.0.1", 4321)
