@@ -301,6 +301,10 @@ class Supervisor:
 
     def _stop(self, signum: int) -> None:
         logger.info("%s received: stopping the workers", signal.Signals(signum).name)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every worker and return from :meth:`run`, as SIGTERM does."""
         self.stopping.set()
 
     def _pass_on(self, signum: int) -> None:

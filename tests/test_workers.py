@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import Listen, load_config
+from proxy.config import Config, Listen, load_config
 from proxy.logs import chunks
-from proxy.workers import Worker
+from proxy.workers import Supervisor, Worker, reserve
 from tests.fakes import SECRET, free_port
 from tests.test_server import (
     ALICE,
@@ -50,9 +50,10 @@ async def _pids(proxy: Running) -> list[int]:
     pytest.fail("the supervisor never said which workers serve: " + "".join(proxy.err))
 
 
-async def _requests(proxy: Running, count: int = REQUESTS) -> list[int]:
+async def _requests(proxy: Running | str, count: int = REQUESTS) -> list[int]:
     # A fresh connection each: the kernel spreads new connections over the workers.
-    return [(await fetch(proxy.url + "/api/x"))[0] for _ in range(count)]
+    url = proxy if isinstance(proxy, str) else proxy.url
+    return [(await fetch(url + "/api/x"))[0] for _ in range(count)]
 
 
 def _alive(pid: int) -> bool:
@@ -152,6 +153,7 @@ async def test_the_inspectors_gate_is_kept_by_the_worker_a_request_comes_to(
     async with running(
         fakes, *flags, "--inspector", "keys", "--inspector-clients", "alice"
     ) as proxy:
+        await _pids(proxy)
         for _ in range(8):
             assert (await fetch(proxy.url + "/_proxy/exchanges", {"X-Proxy-Key": BOB}))[0] == 403
             assert (await fetch(proxy.url + "/_proxy/exchanges"))[0] == 401
@@ -307,3 +309,51 @@ def test_a_worker_is_told_what_it_is_and_keeps_the_reserved_addresses(tmp_path: 
         {"SMARTDOC_CLIENT_SECRET": "s"},
     )
     assert worker.bound(config).listen == Listen("127.0.0.1", 4321)
+
+
+def _config(fakes: Fakes, port: int) -> Config:
+    return load_config(
+        {"listen": f"127.0.0.1:{port}", "upstream": fakes.upstream_url,
+         "token_url": fakes.token_url, "client_id": "x", "workers": "2"},
+        {"SMARTDOC_CLIENT_SECRET": SECRET},
+    )  # fmt: skip
+
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SMARTDOC_CLIENT_SECRET": SECRET}
+
+
+async def test_a_worker_that_cannot_start_ends_the_run_with_its_status(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    config = _config(fakes, 0)
+    sockets, addresses = reserve(config)
+    (tmp_path / "metrics").mkdir()
+    # What the workers are started with lacks the client id: each exits 2 before it serves.
+    argv = ["--listen", "127.0.0.1:0", "--upstream", fakes.upstream_url]
+    try:
+        supervisor = Supervisor(config, argv, ENV, tmp_path, addresses)
+        assert await asyncio.wait_for(supervisor.run(), 30) == 2
+    finally:
+        sockets.close()
+    assert fakes.endpoint.requests == []
+
+
+async def test_a_supervisor_asked_to_stop_stops_its_workers_and_returns_0(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    config = _config(fakes, 0)
+    sockets, addresses = reserve(config)
+    (tmp_path / "metrics").mkdir()
+    argv = [*_base(fakes, 0)[1:], "--workers", "2"]
+    supervisor = Supervisor(config, argv, ENV, tmp_path, addresses)
+    running_for = asyncio.create_task(supervisor.run())
+    try:
+        await _eventually(lambda: _tokens(fakes), 2, seconds=20)
+        url = f"http://127.0.0.1:{addresses['listen'][1]}"
+        assert await _requests(url, 10) == [200] * 10
+        pids = [each.process.pid for each in supervisor.running.values()]
+        supervisor.stop()
+        assert await asyncio.wait_for(running_for, 20) == 0
+        assert await _gone(pids, 1.0)
+    finally:
+        sockets.close()
