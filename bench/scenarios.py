@@ -189,12 +189,20 @@ def https_latency(plan: Plan) -> Result:
             median_of(field_of("upstream_connections_per_10k"), "proxy"),
             POOL_SIZE, at_least=False),
     )  # fmt: skip
+    # With --workers 2 as well, once built: the bars are the one-process proxy's; the second
+    # row shows what a second core buys on this shape of traffic.
+    proxies: tuple[ProxySpec, ...] = (ProxySpec(),)
+    if has_feature("workers"):
+        proxies += (ProxySpec(name="proxy-w2", args=(FEATURES["workers"], "2")),)
     result = wrk_table(plan, "https", "HTTPS upstream, 20 ms added latency, 50 connections",
-                       Setup(tls=True, delay_ms=20), 50, columns=columns, bars=bars)  # fmt: skip
+                       Setup(tls=True, delay_ms=20, proxies=proxies), 50, columns=columns,
+                       bars=bars)  # fmt: skip
     result.notes.append(
         "the upstream holds every answer 20 ms before its first byte (think time, not network "
         "round trips)"
     )
+    if len(proxies) > 1:
+        result.notes.append("proxy-w2 is this proxy with --workers 2")
     return result
 
 
