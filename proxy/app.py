@@ -21,13 +21,12 @@ from proxy.exchange import Observer
 from proxy.grants import Credentials, Grant, TokenClient
 from proxy.handler import handle, handle_ops
 from proxy.inspector import routes as inspector
-from proxy.inspector import shared as shared_inspector
+from proxy.inspector import sharing as sharing_inspector
 from proxy.inspector.buffer import Buffer
 from proxy.keys import (
     FRESH_SESSION,
     IN_FLIGHT,
     INSPECTOR,
-    INSPECTOR_RELAY,
     LISTENERS,
     LIVE,
     METRICS,
@@ -80,16 +79,12 @@ def create_app(
     buffer = app[INSPECTOR] = Buffer(config.inspect_exchanges)
     metrics.follow(metrics.inspector_exchanges, buffer.__len__)
     recording: tuple[Observer, ...] = ()
-    # Started after the token caches, whose state the inspector shows.
-    sharing: CleanupContext | None = None
+    sharing: CleanupContext | None = None  # one inspector for several workers
     if config.inspector != "off":
         recording = (buffer.observe,)
-        if shared and worker and not worker.keeps_inspector:
-            sender = shared_inspector.Sender(config.inspect_exchanges)
-            recording = (sender.observe,)
-            sharing = _inspector_relay(worker, sender)
-        elif shared and worker:
-            sharing = _inspector_socket(worker)
+        if shared and worker:
+            observe, sharing = sharing_inspector.across_workers(app, worker)
+            recording = (observe,)
     app[OBSERVERS] = (logs.access_log(several=several), metrics.observe, *recording)
     app.on_shutdown.append(inspector.end_streams)
     app[REPLAY_BUDGET] = ReplayBudget(config.replay_budget_bytes)
@@ -117,52 +112,6 @@ def _owned(run: Callable[[], Coroutine[object, object, None]], name: str) -> Cle
             await task
 
     return owned
-
-
-def _inspector_socket(worker: Worker) -> CleanupContext:
-    """Worker 1 of several: the inspector's socket for the other workers."""
-
-    async def inspector_socket(app: web.Application) -> AsyncIterator[None]:
-        runner = web.AppRunner(inspector_app(app), access_log=None)
-        await runner.setup()
-        await web.UnixSite(runner, str(worker.inspector_socket)).start()
-        yield
-        await runner.cleanup()
-
-    return inspector_socket
-
-
-def inspector_app(app: web.Application) -> web.Application:
-    """Worker 1's inspector for the other workers (:mod:`proxy.inspector.shared`): sharing
-    the running ``app``'s buffer, configuration, token caches and metrics."""
-    buffer = app[INSPECTOR]
-    # A batch holds at most --inspect-exchanges snapshots, each with two kept bodies at most.
-    largest = max(1 << 20, buffer.capacity * (256 << 10))
-    served = web.Application(client_max_size=largest)
-    served[INSPECTOR], served[LIVE], served[METRICS] = buffer, app[LIVE], app[METRICS]
-    served[TOKEN_CACHES] = app[TOKEN_CACHES]
-    served.router.add_post("/record", shared_inspector.record(buffer))
-    for name, endpoint in inspector.UNGATED.items():
-        served.router.add_route("*", f"/_proxy/{name}", endpoint)
-    return served
-
-
-def _inspector_relay(worker: Worker, sender: shared_inspector.Sender) -> CleanupContext:
-    """Any worker of several but the first: sends worker 1 its exchanges, and passes it the
-    requests for the inspector."""
-
-    async def inspector_relay(app: web.Application) -> AsyncIterator[None]:
-        async with shared_inspector.session(str(worker.inspector_socket)) as client:
-            relay = app[INSPECTOR_RELAY] = shared_inspector.Relay(client)
-            task = asyncio.create_task(sender.run(client), name="inspector sender")
-            yield
-            relay.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await sender.send(client)  # what gathered since the last batch
-
-    return inspector_relay
 
 
 def ops_app(app: web.Application) -> web.Application:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aiohttp import web
 
-from proxy import demo, egress, logs, secret_expiry, workers
+from proxy import demo, egress, logs, secret_expiry, supervisor
 from proxy.app import create_app, credentials, token_session
 from proxy.config import (
     CHECK_OPTIONS,
@@ -195,20 +195,30 @@ def _flag(value: str | list[str] | None) -> str | None:
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    config = _config(args, env)
-    logs.configure(config.log_format, config.log_level)
+    read = _config(args, env)
     worker = Worker.of(env)
+    # A worker runs as its supervisor does: on the addresses it reserved, with the settings
+    # the run started with (a replacement may start long after the file changed).
+    config = worker.bound(read) if worker is not None else read
+    logs.configure(config.log_format, config.log_level)
+    if worker is not None and (changed := worker.changed(read)):
+        logger.warning(
+            "%s changed since the workers started, which needs a restart of the supervisor; "
+            "kept as it was",
+            ", ".join(changed),
+        )
+    proxies = egress.EgressProxies.from_environment(env)
     if worker is None and config.workers > 1:
-        return workers.supervise(config, args.arguments, env)
+        # Built once here only to refuse, in one line, what every worker would refuse (an
+        # unreadable keys or CA file).
+        create_app(config, proxies=proxies)
+        return supervisor.supervise(config, args.arguments, env)
 
     def load() -> Config:
-        # A worker keeps the addresses its supervisor reserved, port 0 settled.
         loaded = _config(args, env)
         return worker.bound(loaded) if worker is not None else loaded
 
-    if worker is not None:
-        config = worker.bound(config)
-    app = create_app(config, proxies=egress.EgressProxies.from_environment(env), worker=worker)
+    app = create_app(config, proxies=proxies, worker=worker)
     serve(app, config, load=load, worker=worker)
     return 0
 

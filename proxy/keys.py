@@ -10,7 +10,7 @@ from aiohttp import web
 
 from proxy.exchange import Observer
 from proxy.inspector.buffer import Buffer
-from proxy.inspector.shared import Relay
+from proxy.inspector.shared import PeerTokens, Relay
 from proxy.limits import InFlight, ReplayBudget
 from proxy.metrics import Metrics
 from proxy.organizations import Listeners
@@ -38,3 +38,5 @@ STREAMING_SLOTS = web.AppKey("streaming_slots", asyncio.Semaphore)
 INSPECTOR = web.AppKey("inspector", Buffer)
 # With several workers, in every worker but the first: worker 1 answers for the inspector.
 INSPECTOR_RELAY = web.AppKey("inspector_relay", Relay)
+# With several workers, in worker 1: the others' recent tokens, for the inspector's scrubber.
+PEER_TOKENS = web.AppKey("peer_tokens", PeerTokens)

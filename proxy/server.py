@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import ssl
 from collections.abc import Callable, Mapping
@@ -73,6 +74,9 @@ def serve(
     """Serve until SIGTERM or SIGINT. ``load`` re-reads the configuration on SIGHUP;
     ``announce`` says what to print once every socket listens; ``worker``: as one of the
     workers of a supervisor (:mod:`proxy.workers`), on the addresses it reserved."""
+    if worker is not None:
+        # Until the reload handler is installed: the default action of SIGHUP ends a process.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sockets = bind_all(app, config, shared=worker is not None)
     # Thousands of client connections must not fail with EMFILE (nginx does the same).
     limits.raise_open_files_limit()
@@ -109,12 +113,15 @@ async def _serve(
         if worker is not None:
             logger.info("%s (pid %d) serving", worker, os.getpid())
             worker.serving()
-        await _until_stopped(app, tls, load, worker)
+        orphaned = await _until_stopped(app, tls, load, worker)
         logger.info("stopping: no new connections; requests in flight have %.0f s", grace)
     finally:
         for each in reversed(runners):
             await each.cleanup()
     logger.info("stopped: every request in flight has finished or was cut at the grace")
+    if worker is not None and orphaned:
+        # No supervisor is left to remove the run's directory.
+        shutil.rmtree(worker.directory, ignore_errors=True)
 
 
 async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
@@ -128,15 +135,17 @@ async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
 
 async def _until_stopped(
     app: web.Application, tls: ssl.SSLContext | None, load: Loader | None, worker: Worker | None
-) -> None:
+) -> bool:
+    """Wait for a signal (or, for a worker, the end of its supervisor); whether the
+    supervisor ended."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, orphaned = asyncio.Event(), asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping(stop, signum))
     if worker is not None:
         # Nothing is ever written to the lifeline: it is readable only once the supervisor
         # is gone, and then this worker must not serve on alone.
-        loop.add_reader(worker.lifeline_fd, _orphaned(stop, worker))
+        loop.add_reader(worker.lifeline_fd, _orphaned(stop, orphaned, worker))
     watcher = None
     if load is not None:
         loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, tls, load))
@@ -145,13 +154,19 @@ async def _until_stopped(
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(signum)
+            if worker is None:
+                loop.remove_signal_handler(signum)
+            else:
+                # The supervisor passes on a signal the worker may have had already (systemd
+                # signals every process of the unit): a second one must not cut the drain.
+                loop.add_signal_handler(signum, _again, signum)
         if worker is not None:
             loop.remove_reader(worker.lifeline_fd)
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+    return orphaned.is_set()
 
 
 def _stamp(config: Config) -> tuple[object, ...]:
@@ -189,10 +204,15 @@ def _stopping(stop: asyncio.Event, signum: int) -> Callable[[], None]:
     return received
 
 
-def _orphaned(stop: asyncio.Event, worker: Worker) -> Callable[[], None]:
+def _again(signum: int) -> None:
+    logger.info("%s received again: already stopping", signal.Signals(signum).name)
+
+
+def _orphaned(stop: asyncio.Event, orphaned: asyncio.Event, worker: Worker) -> Callable[[], None]:
     def gone() -> None:
         logger.error("%s: the supervisor is gone; stopping", worker)
         asyncio.get_running_loop().remove_reader(worker.lifeline_fd)
+        orphaned.set()
         stop.set()
 
     return gone

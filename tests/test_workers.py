@@ -10,20 +10,25 @@ import os
 import re
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from proxy.config import Config, Listen, load_config
 from proxy.logs import chunks
-from proxy.workers import Supervisor, Worker, reserve
+from proxy.supervisor import Supervisor
+from proxy.workers import Worker, reserve
 from tests.fakes import SECRET, free_port
 from tests.test_server import (
     ALICE,
     BOB,
+    ROOT,
     Fakes,
     Running,
     _base,
+    _drain,
     _eventually,
     _said,
     fakes,
@@ -188,6 +193,15 @@ async def test_a_worker_that_dies_is_replaced_and_the_other_serves_meanwhile(
         assert _alive(second)
         assert await _requests(proxy) == [200] * REQUESTS
         assert "token-3" in fakes.upstream.tokens_seen[-REQUESTS:]
+
+
+def _serving(proxy: Running) -> list[int]:
+    """The pids of the workers that said they serve, in the order they said it."""
+    return [int(pid) for pid in re.findall(r"\(pid (\d+)\) serving", "".join(proxy.err))]
+
+
+async def _count_serving(proxy: Running) -> int:
+    return len(_serving(proxy))
 
 
 async def _tokens(fakes: Fakes) -> int:
@@ -357,3 +371,122 @@ async def test_a_supervisor_asked_to_stop_stops_its_workers_and_returns_0(
         assert await _gone(pids, 1.0)
     finally:
         sockets.close()
+
+
+async def _echo_authorization(request: web.Request) -> web.StreamResponse:
+    # An upstream that says back the token it got: the worst case for the inspector.
+    return web.json_response({"seen": request.headers.get("Authorization", "")})
+
+
+async def test_no_workers_token_reaches_the_inspector_whichever_recorded_it(
+    fakes: Fakes,
+) -> None:
+    fakes.upstream.responder = _echo_authorization
+    async with running(fakes, "--workers", "2", "--inspect-bodies") as proxy:
+        await _pids(proxy)
+        await _requests(proxy, 20)
+        assert set(fakes.upstream.tokens_seen) == {"token-1", "token-2"}
+        await _eventually(lambda: _count(proxy), 20)
+        shown = [(await fetch(proxy.url + f"/_proxy/exchange?id={id}"))[1] for id in range(1, 21)]
+        har = (await fetch(proxy.url + "/_proxy/exchanges.har"))[1]
+    for text in (*shown, har):
+        assert "token-1" not in text
+        assert "token-2" not in text
+    assert all(
+        '"seen\\": \\"Bearer [redacted]\\"' in text or "[redacted]" in text for text in shown
+    )
+
+
+async def test_a_signal_to_the_whole_process_group_lets_requests_in_flight_finish(
+    fakes: Fakes,
+) -> None:
+    fakes.upstream.delays["/api/slow"] = 2.0
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", *_base(fakes, port), "--workers", "2",
+        cwd=ROOT, env=ENV, process_group=0,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    proxy = Running(process, port)
+    assert process.stderr is not None
+    reader = asyncio.create_task(_drain(process.stderr, proxy.err))
+    try:
+        await _pids(proxy)
+        slow = [asyncio.create_task(fetch(proxy.url + "/api/slow")) for _ in range(6)]
+        await _eventually(lambda: _arrived(fakes, "/api/slow"), 6)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert [status for status, _ in await asyncio.gather(*slow)] == [200] * 6
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        await reader
+
+
+async def _arrived(fakes: Fakes, path: str) -> int:
+    return sum(1 for each in fakes.upstream.received if each.raw_path == path)
+
+
+async def test_a_second_proxy_with_workers_cannot_join_a_port_in_use(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        await _pids(proxy)
+        status, _, err = await finished(
+            *_base(fakes, proxy.port), "--workers", "2", env={"SMARTDOC_CLIENT_SECRET": SECRET}
+        )
+        assert status == 2
+        assert err.strip().splitlines() == [
+            "smartdoc-proxy: --listen / SMARTDOC_PROXY_LISTEN: "
+            f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use"
+        ]
+
+
+async def test_a_replacement_runs_as_the_run_started_whatever_the_file_says_now(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    toml = tmp_path / "proxy.toml"
+    toml.write_text('workers = 2\ninspector = "loopback"\n')
+    async with running(fakes, "--config", str(toml)) as proxy:
+        first, _ = await _pids(proxy)
+        # A change that needs a restart, then one that makes the file invalid.
+        toml.write_text('workers = 2\ninspector = "off"\n')
+        os.kill(first, signal.SIGKILL)
+        await _eventually(lambda: _said(proxy, "inspector changed since the workers started"), True)
+        await _eventually(lambda: _count_serving(proxy), 3)
+        for _ in range(8):  # every worker, the replacement too, still has the inspector
+            assert (await fetch(proxy.url + "/_proxy/exchanges"))[0] == 200
+        toml.write_text("workers = 2\nupstream = \n")
+        replacement = _serving(proxy)[-1]
+        os.kill(replacement, signal.SIGKILL)
+        await _eventually(lambda: _said(proxy, "trying again in"), True, seconds=10)
+        # The other worker serves on meanwhile, and the run is not given up.
+        assert await _requests(proxy, 10) == [200] * 10
+        assert proxy.process.returncode is None
+        toml.write_text("workers = 2\n")
+        await _eventually(lambda: _tokens(fakes), 4, seconds=15)
+        assert await _requests(proxy) == [200] * REQUESTS
+
+
+async def test_workers_are_the_installed_proxy_whatever_the_working_directory_holds(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    impostor = tmp_path / "proxy"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("")
+    (impostor / "__main__.py").write_text("import sys\nsys.exit(3)\n")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-P", "-m", "proxy", *_base(fakes, port), "--workers", "2",
+        cwd=tmp_path, env=ENV,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    proxy = Running(process, port)
+    assert process.stderr is not None
+    reader = asyncio.create_task(_drain(process.stderr, proxy.err))
+    try:
+        await _pids(proxy)
+        assert await _requests(proxy, 10) == [200] * 10
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+        await reader

@@ -13,6 +13,10 @@ Every other worker records as the buffer would (:meth:`Sender.observe`: a
 (:class:`Relay`), the live stream included. So the page, the exchanges and the HAR export show
 every worker's exchanges, numbered in the order worker 1 received them; the page's token panel
 is worker 1's token cache (each worker has its own).
+
+Each batch also carries the sender's current tokens: worker 1 keeps the last few of every
+worker's (:class:`PeerTokens`), so that its scrubber, which replaces the secrets it knows
+wherever they appear, knows the other workers' tokens too.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import pickle
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import replace
 
 import aiohttp
@@ -45,6 +49,12 @@ NOT_RELAYED = frozenset(
 )
 # Said when worker 1 cannot be reached, at most once in this many seconds.
 WARN_EVERY_SECONDS = 10.0
+# How many of each worker's tokens worker 1 remembers: the buffer may hold exchanges from
+# before a refresh, whose bodies may echo the token of the time.
+RECENT_TOKENS = 4
+# The live stream says something every 2 s (routes.STATE_EVERY_SECONDS): a longer silence is
+# a worker 1 that is stuck.
+READ_SECONDS = 10.0
 
 
 def _portable(headers: Headers | None) -> Headers | None:
@@ -64,12 +74,31 @@ def portable(snapshot: Snapshot) -> Snapshot:
 
 
 def session(socket: str) -> aiohttp.ClientSession:
-    """A session to worker 1's socket, with no read timeout: the live stream is long."""
+    """A session to worker 1's socket. No bound on the connections (the live streams hold
+    one each, and the page's own requests must not wait behind them) nor on a whole answer
+    (a live stream is long), only on a silence."""
     return aiohttp.ClientSession(
-        connector=aiohttp.UnixConnector(path=socket),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        connector=aiohttp.UnixConnector(path=socket, limit=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=READ_SECONDS),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
+
+
+class PeerTokens:
+    """Worker 1's memory of the other workers' recent tokens, for its scrubber."""
+
+    def __init__(self) -> None:
+        self._by_worker: dict[int, deque[str]] = {}
+
+    def keep(self, worker: int, tokens: Iterable[str]) -> None:
+        recent = self._by_worker.setdefault(worker, deque(maxlen=RECENT_TOKENS))
+        for token in tokens:
+            if token not in recent:
+                recent.append(token)
+
+    def __iter__(self) -> Iterator[str]:
+        for recent in self._by_worker.values():
+            yield from recent
 
 
 class Sender:
@@ -77,7 +106,14 @@ class Sender:
     snapshots (the last ``capacity``, as many as worker 1 would keep) until :meth:`run`
     sends them."""
 
-    def __init__(self, capacity: int, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        worker: int,
+        capacity: int,
+        tokens: Callable[[], list[str]],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._worker, self._tokens = worker, tokens
         self._pending: deque[Snapshot] = deque(maxlen=max(capacity, 1))
         self._wall_clock = wall_clock
         self._warned_at = -WARN_EVERY_SECONDS
@@ -93,18 +129,21 @@ class Sender:
             await asyncio.sleep(BATCH_SECONDS)
             await self.send(client)
 
-    async def send(self, client: aiohttp.ClientSession) -> None:
+    async def send(self, client: aiohttp.ClientSession, *, warn: bool = True) -> None:
+        """Send what gathered. ``warn``: say so when worker 1 cannot be reached (not at
+        shutdown, when worker 1 may have stopped first)."""
         if not self._pending:
             return
         batch = [portable(snapshot) for snapshot in self._pending]
         self._pending.clear()
+        sent = pickle.dumps((self._worker, self._tokens(), batch))
         try:
-            async with client.post(ORIGIN / "record", data=pickle.dumps(batch)) as answer:
+            async with client.post(ORIGIN / "record", data=sent) as answer:
                 answer.raise_for_status()
         except (aiohttp.ClientError, OSError) as exc:
             # Worker 1 is restarting, or gone: these exchanges are not in the inspector.
             now = time.monotonic()
-            if now - self._warned_at >= WARN_EVERY_SECONDS:
+            if warn and now - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = now
                 logger.warning(
                     "the inspector's worker cannot be reached (%s): %d exchanges not recorded",
@@ -113,12 +152,15 @@ class Sender:
                 )
 
 
-def record(buffer: Buffer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Worker 1's ``POST /record``: keep a batch from another worker."""
+def record(
+    buffer: Buffer, peers: PeerTokens
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Worker 1's ``POST /record``: keep a batch from another worker, and its tokens."""
 
     async def taken(request: web.Request) -> web.StreamResponse:
         # Only this user's processes reach the socket: the other workers of this run.
-        batch = pickle.loads(await request.read())  # noqa: S301
+        worker, tokens, batch = pickle.loads(await request.read())  # noqa: S301
+        peers.keep(worker, tokens)
         for snapshot in batch:
             buffer.take(snapshot)
         return web.Response(status=204)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from proxy.config import Organization as Settings
 from proxy.inspector.buffer import STATUS_CLASSES, Buffer
-from proxy.keys import LIVE, METRICS, TOKEN_CACHES
+from proxy.keys import LIVE, METRICS, PEER_TOKENS, TOKEN_CACHES
 from proxy.metrics import Metrics
 from proxy.secret_expiry import days_left, today_utc
 from proxy.tokens import TokenCache
@@ -102,6 +102,8 @@ def held_secrets(app: web.Application) -> Iterator[str]:
         if config.client_secret_file is not None:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 yield config.client_secret_file.read_text(encoding="utf-8").strip()
+    # The other workers' tokens, in worker 1 of several (proxy.inspector.shared).
+    yield from app.get(PEER_TOKENS, ())
     keys = app[LIVE].access.keys
     if keys is not None:
         for name in sorted(keys.names):
