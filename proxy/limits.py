@@ -13,6 +13,7 @@ each driven by a table in the tests, no sockets.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import resource
@@ -76,6 +77,7 @@ class InFlight:
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.count = 0
+        self._idle: asyncio.Event | None = None  # made only while shutdown waits
 
     def admit(self) -> bool:
         if self.count >= self.cap:
@@ -86,6 +88,15 @@ class InFlight:
     def leave(self) -> None:
         assert self.count > 0
         self.count -= 1
+        if not self.count and self._idle is not None:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once no request is being forwarded (for shutdown's drain)."""
+        while self.count:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        self._idle = None
 
 
 class BodyWait(enum.Enum):

@@ -25,7 +25,8 @@ from proxy import limits, loops, startup
 from proxy.access import access_of
 from proxy.app import ops_app
 from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
-from proxy.keys import LIVE, TOKEN_CACHES
+from proxy.keys import IN_FLIGHT, LIVE, TOKEN_CACHES
+from proxy.limits import InFlight
 from proxy.reload import reloaded
 from proxy.runner import make_runner
 from proxy.sockets import Bound, Sockets, bind_all, start_sites
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 Announce = Callable[[Listen, Mapping[str, Listen]], str | None]
 # How often the keys file and the certificate are checked for a change.
 FILE_CHECK_SECONDS = 2.0
+# After the grace, how long aiohttp gives what is left (it reads 0 as "wait forever").
+CUT_SECONDS = 0.05
 Loader = Callable[[], Config]
 
 
@@ -95,10 +98,12 @@ async def _serve(
     announce: Announce | None,
     worker: Worker | None,
 ) -> None:
-    grace = config.shutdown_grace_seconds or 0.001  # aiohttp reads 0 as "wait forever"
+    grace = config.shutdown_grace_seconds
     # The runner whose connections count request heads and time them out (proxy.connection).
+    # The grace is waited out by _drain: aiohttp's own shutdown timeout would wait for a
+    # handler, cancel it, then wait as long again, so it only cuts what is left.
     runner = make_runner(
-        app, config, handler_cancellation=True, access_log=None, shutdown_timeout=grace
+        app, config, handler_cancellation=True, access_log=None, shutdown_timeout=CUT_SECONDS
     )
     await runner.setup()
     runners: list[web.AppRunner] = [runner]
@@ -115,6 +120,7 @@ async def _serve(
             worker.serving()
         orphaned = await _until_stopped(app, tls, load, worker)
         logger.info("stopping: no new connections; requests in flight have %.0f s", grace)
+        await _drain(runner, app[IN_FLIGHT], grace)
     finally:
         for each in reversed(runners):
             await each.cleanup()
@@ -122,6 +128,17 @@ async def _serve(
     if worker is not None and orphaned:
         # No supervisor is left to remove the run's directory.
         shutil.rmtree(worker.directory, ignore_errors=True)
+
+
+async def _drain(runner: web.AppRunner, in_flight: InFlight, grace: float) -> None:
+    """Stop accepting, close idle keep-alive connections (the others close after their
+    current request), and wait until no request is being forwarded, at most ``grace``."""
+    for site in list(runner.sites):
+        await site.stop()
+    if runner.server is not None:
+        runner.server.pre_shutdown()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(in_flight.drained(), grace)
 
 
 async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:

@@ -230,6 +230,31 @@ async def test_a_request_slower_than_the_grace_period_does_not_hold_the_exit(
         release.set()
 
 
+async def test_a_request_slower_than_the_grace_is_cut_at_the_grace_not_at_twice_it(
+    fakes: Fakes,
+) -> None:
+    # aiohttp waits its shutdown timeout for a handler, then as long again once it has
+    # cancelled the request: the grace must be the whole wait.
+    release = asyncio.Event()
+    fakes.upstream.responder = slow_responder(10.0, release)
+    try:
+        async with (
+            running_proxy(fakes, "--shutdown-grace-seconds", "2") as proxy,
+            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
+        ):
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            proxy.process.send_signal(signal.SIGTERM)
+            assert await proxy.exited(within_seconds=8) == 0
+            waited = loop.time() - signalled
+            # A bound on what the grace means (2 s, plus slack to wind down), not speed.
+            assert 1.9 <= waited < 3.4, waited
+            with contextlib.suppress(aiohttp.ClientError):
+                await request
+    finally:
+        release.set()
+
+
 async def test_listening_on_a_non_loopback_address_warns_at_start_up(fakes: Fakes) -> None:
     # --insecure-open: without an allow-list or keys it would refuse to start at all.
     async with running_proxy(fakes, "--insecure-open", listen_host=ALL_INTERFACES) as proxy:
