@@ -9,9 +9,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -28,10 +27,12 @@ OUTSIDE_EVENTS = (OSError, HttpProcessingError)
 BATCH_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class AccessRecord:
+class AccessRecord(NamedTuple):
     """What the access log says about one request. The query is left out: it may carry ids
-    that belong to customers, and it is not needed to tell what the proxy did."""
+    that belong to customers, and it is not needed to tell what the proxy did.
+
+    A named tuple: immutable, and made several times faster than a frozen dataclass (which
+    sets each field through ``object.__setattr__``), for one line per request."""
 
     method: str
     path: str
@@ -67,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         }
         access = getattr(record, "access", None)
         if isinstance(access, AccessRecord):
-            line |= {key: value for key, value in asdict(access).items() if value is not None}
+            line |= {key: value for key, value in access._asdict().items() if value is not None}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)
@@ -163,6 +164,9 @@ def configure(log_format: str, level: str) -> None:
         logging.getLogger(name).addFilter(OneLinePerEvent())
 
 
+_ACCESS = logging.getLogger(ACCESS_LOGGER)
+
+
 def access_log(*, several: bool) -> Callable[[Exchange], None]:
     """The access log's observer: with ``several`` organizations, naming the organization."""
     return functools.partial(log_exchange, several=several)
@@ -170,6 +174,8 @@ def access_log(*, several: bool) -> Callable[[Exchange], None]:
 
 def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
     """The access log's observer of finished exchanges: one line each."""
+    if not _ACCESS.isEnabledFor(logging.INFO):
+        return
     record = AccessRecord(
         method=exchange.method,
         path=exchange.path,
@@ -181,4 +187,11 @@ def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
         peer=exchange.peer or "-",
         organization=exchange.organization if several else None,
     )
-    logging.getLogger(ACCESS_LOGGER).info("%s", record, extra={"access": record})
+    # The record is made here rather than through Logger.info, which walks the stack to find
+    # the caller's file and line for every line: the access line always comes from this
+    # function, and no format the proxy writes shows them. Handlers and filters see the same
+    # record as before.
+    _ACCESS.handle(
+        _ACCESS.makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, "%s", (record,), None,
+                           func="log_exchange", extra={"access": record})
+    )  # fmt: skip
