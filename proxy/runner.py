@@ -72,14 +72,20 @@ def entry(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[web.Str
     matched.add_app(app)
     matched.freeze()
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+    def handle(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine of its own, as the middleware is not (proxy.handler): aiohttp awaits
+        # the chain's.
         assert isinstance(request, web.Request)  # made by the application's request factory
         request._match_info = matched
         if request.headers.get(hdrs.EXPECT):
-            refused = await matched.expect_handler(request)
-            await request.writer.drain()
-            if refused is not None:
-                return refused
+            return expecting(request)
+        return middleware(request, route.handler)
+
+    async def expecting(request: web.Request) -> web.StreamResponse:
+        refused = await matched.expect_handler(request)
+        await request.writer.drain()
+        if refused is not None:
+            return refused
         return await middleware(request, route.handler)
 
     return handle
