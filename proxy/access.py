@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -172,7 +173,14 @@ def _read(path: Path, label: str) -> str:
         raise ConfigError(f"{label}: cannot read {path.absolute()}") from exc
 
 
-def admitted(peer: str | None, allow: Iterable[IPNetwork]) -> bool:
+# Answers remembered, by peer address and allowed networks: a client sends its requests from
+# few addresses, and parsing an address and testing it against every network cost more than
+# all the rest of a request's access checks. New rules (a reload) are a new key.
+ADMITTED_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=ADMITTED_CACHE_SIZE)
+def admitted(peer: str | None, allow: tuple[IPNetwork, ...]) -> bool:
     """Is the TCP peer on loopback or in an allowed network?"""
     try:
         address = ipaddress.ip_address((peer or "").split("%", 1)[0])

@@ -44,6 +44,13 @@ from proxy.tokens import TokenCache
 from proxy.workers import Worker
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+# How much of an upstream answer the upstream session buffers (aiohttp stops reading the
+# upstream at twice this, and reads on below it): 256 KiB rather than aiohttp's 64 KiB, so
+# that a streamed download passes in larger pieces, with fewer pauses of the upstream
+# socket. 1 GiB downloaded took 0.52-0.63 s of CPU instead of 0.71 s, at 1.05-1.29 x nginx's
+# rate instead of 0.95 x, peak RSS unchanged (bench/, stream); the price is that a client
+# reading slowly can hold up to 512 KiB of its answer in the proxy instead of 128 KiB.
+UPSTREAM_READ_BUFFER_BYTES = 256 * 1024
 
 
 def create_app(
@@ -195,6 +202,7 @@ def _upstream_session(
         ),
         # Compressed bodies pass through byte for byte with their Content-Encoding.
         auto_decompress=False,
+        read_bufsize=UPSTREAM_READ_BUFFER_BYTES,
         # One session serves every client: a cookie set for one must never be sent for another.
         cookie_jar=aiohttp.DummyCookieJar(),
         proxy=proxy,

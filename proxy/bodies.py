@@ -46,11 +46,12 @@ async def prepare(request: web.Request, held: contextlib.AsyncExitStack) -> tupl
     """The body to send upstream, and whether it can be sent again. What the body holds (a
     share of the replay budget, a streaming connection) is given back when ``held`` closes."""
     config = request.app[LIVE].config
-    length, limits = request.content_length, BodyLimits.of(config)
-    if length is not None and length > limits.max_bytes:
-        raise BodyTooLarge(f"the body's Content-Length is over {limits.max_bytes} bytes")
+    length = request.content_length
+    if length is not None and length > config.max_body_bytes:
+        raise BodyTooLarge(f"the body's Content-Length is over {config.max_body_bytes} bytes")
     if not request.body_exists:
         return None, True
+    limits = BodyLimits.of(config)
     keep = replayable(length, True, config.replay_limit_bytes) and held.enter_context(
         _reserved(request.app[REPLAY_BUDGET], length or 0)
     )

@@ -7,6 +7,7 @@ sit in paths). So a path is named by the documented endpoint it calls, ids left 
 
 from __future__ import annotations
 
+import functools
 import re
 
 API_PREFIX = "/api/v1.0/external/"
@@ -38,6 +39,12 @@ _COMPILED = tuple((name, re.compile(pattern + "/?")) for name, pattern in ENDPOI
 OPERATIONS = (*(name for name, _ in ENDPOINTS), "connect/token", OTHER)
 
 
+# Paths named lately, remembered: a client calls the same few paths over and over (ids make
+# them many, so the memory is bounded), and each would otherwise be matched against the table.
+OPERATION_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=OPERATION_CACHE_SIZE)
 def operation(path: str) -> str:
     """The documented endpoint ``path`` (without its query) calls, or ``other``."""
     lowered = path.lower()

@@ -29,18 +29,22 @@ logger = logging.getLogger(__name__)
 Route = Callable[[web.Request, Exchange], Awaitable[web.StreamResponse]]
 
 
+# The middlewares hand back the chain's coroutine rather than awaiting it in one of their
+# own: one frame fewer to pass each time a request's task resumes.
+
+
 @web.middleware
-async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+def handle(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """Every request, whatever route aiohttp matched: a CONNECT's authority-form target or a
     %0A in a path matches none, yet must reach the same chain. (aiohttp resolves routes before
     middlewares run, so this middleware is where the chain starts; ``handler`` is unused.)"""
-    return await _handle(request, _route)
+    return _handle(request, _route)
 
 
 @web.middleware
-async def handle_ops(request: web.Request, handler: Handler) -> web.StreamResponse:
+def handle_ops(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """The ``--metrics-listen`` address: the proxy's own endpoints only, without a key."""
-    return await _handle(request, _route_ops)
+    return _handle(request, _route_ops)
 
 
 async def _handle(request: web.Request, route: Route) -> web.StreamResponse:

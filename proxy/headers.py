@@ -43,23 +43,26 @@ def connection_options(headers: MultiMapping[str]) -> frozenset[str]:
     )
 
 
-def is_hop_by_hop(name: str, listed: frozenset[str]) -> bool:
-    lower = name.lower()
-    return lower in HOP_BY_HOP or lower.startswith("proxy-") or lower in listed
-
-
-def end_to_end(headers: Iterable[tuple[str, str]], listed: frozenset[str]) -> CIMultiDict[str]:
-    """The headers that cross the proxy, in their original order, repeats kept.
+def end_to_end(
+    headers: Iterable[tuple[str, str]],
+    listed: frozenset[str],
+    dropped: frozenset[str] = frozenset(),
+) -> CIMultiDict[str]:
+    """The headers that cross the proxy, in their original order, repeats kept: all but the
+    hop-by-hop ones, those ``listed`` in ``Connection``, and those ``dropped`` (lowercase).
 
     Repeats take the spelling of their first occurrence: aiohttp's client would otherwise
     keep only the last of ``X-A`` and ``x-a``, since it tells repeats apart case-sensitively.
+    One pass, each name lowered once: this runs for every header of every request and answer.
     """
     spelling: dict[str, str] = {}
-    return CIMultiDict(
-        (spelling.setdefault(name.lower(), name), value)
-        for name, value in headers
-        if not is_hop_by_hop(name, listed)
-    )
+    kept = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in listed or lower in dropped or lower.startswith("proxy-"):
+            continue
+        kept.append((spelling.setdefault(lower, name), value))
+    return CIMultiDict(kept)
 
 
 def request_headers(
@@ -70,10 +73,7 @@ def request_headers(
     host: str | None,
 ) -> CIMultiDict[str]:
     """Headers to send upstream for a client's request, all but the token's."""
-    listed = connection_options(incoming)
-    outgoing = end_to_end(
-        ((k, v) for k, v in incoming.items() if k.lower() not in REPLACED_ON_REQUEST), listed
-    )
+    outgoing = end_to_end(incoming.items(), connection_options(incoming), REPLACED_ON_REQUEST)
     _append(outgoing, FORWARDED_FOR, client_ip)
     _append(outgoing, FORWARDED_PROTO, proto)
     _append(outgoing, FORWARDED_HOST, host)

@@ -10,9 +10,8 @@ import select
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -29,10 +28,12 @@ OUTSIDE_EVENTS = (OSError, HttpProcessingError)
 BATCH_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class AccessRecord:
+class AccessRecord(NamedTuple):
     """What the access log says about one request. The query is left out: it may carry ids
-    that belong to customers, and it is not needed to tell what the proxy did."""
+    that belong to customers, and it is not needed to tell what the proxy did.
+
+    A named tuple: immutable, and made several times faster than a frozen dataclass (which
+    sets each field through ``object.__setattr__``), for one line per request."""
 
     method: str
     path: str
@@ -56,6 +57,23 @@ class AccessRecord:
         )
 
 
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`, with the date and time formatted once a second rather than once a
+    line: ``localtime`` and ``strftime`` cost about as much as the rest of an access line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._stamped: tuple[int, str] = (-1, "")  # (second, its text): replaced as one
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second, stamp = self._stamped
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._stamped = (second, stamp)
+        return f"{stamp},{int(record.msecs):03d}"  # as logging.Formatter's default
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; an access record's fields become top-level keys."""
 
@@ -68,7 +86,7 @@ class JsonFormatter(logging.Formatter):
         }
         access = getattr(record, "access", None)
         if isinstance(access, AccessRecord):
-            line |= {key: value for key, value in asdict(access).items() if value is not None}
+            line |= {key: value for key, value in access._asdict().items() if value is not None}
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)
@@ -176,13 +194,16 @@ def chunks(lines: list[str], most_bytes: int) -> list[str]:
 def configure(log_format: str, level: str) -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = BatchingHandler(sys.stderr)
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for name in OUTSIDE_EVENT_LOGGERS:
         logging.getLogger(name).addFilter(OneLinePerEvent())
+
+
+_ACCESS = logging.getLogger(ACCESS_LOGGER)
 
 
 def access_log(*, several: bool) -> Callable[[Exchange], None]:
@@ -192,6 +213,8 @@ def access_log(*, several: bool) -> Callable[[Exchange], None]:
 
 def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
     """The access log's observer of finished exchanges: one line each."""
+    if not _ACCESS.isEnabledFor(logging.INFO):
+        return
     record = AccessRecord(
         method=exchange.method,
         path=exchange.path,
@@ -203,4 +226,12 @@ def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
         peer=exchange.peer or "-",
         organization=exchange.organization if several else None,
     )
-    logging.getLogger(ACCESS_LOGGER).info("%s", record, extra={"access": record})
+    # The record is made here rather than through Logger.info, which walks the stack to find
+    # the caller's file and line for every line: the access line always comes from this
+    # function, and no format the proxy writes shows them. The message is the AccessRecord
+    # itself, with no arguments to merge into it (getMessage gives the same line). Handlers
+    # and filters see the record as before.
+    _ACCESS.handle(
+        _ACCESS.makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, record, (), None,
+                           func="log_exchange", extra={"access": record})
+    )  # fmt: skip

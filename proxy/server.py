@@ -84,6 +84,7 @@ def serve(
     # Thousands of client connections must not fail with EMFILE (nginx does the same).
     limits.raise_open_files_limit()
     tls = server_tls(config)
+    loops.settle_collector()  # start-up is done: see proxy.loops
     # uvloop's loop when it is installed (proxy.loops says which, in the log).
     with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
         runner.run(_serve(app, config, sockets, tls, load, announce, worker))

@@ -98,7 +98,7 @@ def test_a_bad_keys_file_is_refused_naming_the_line_never_the_key(text: str, pro
 def test_admitted(peer: str | None, allow: list[str], expected: bool) -> None:
     import ipaddress
 
-    networks: list[IPNetwork] = [ipaddress.ip_network(n) for n in allow]
+    networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in allow)
     assert admitted(peer, networks) is expected
 
 

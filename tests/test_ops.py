@@ -185,3 +185,13 @@ async def test_a_path_cannot_forge_an_access_log_line(
     assert record.path == target.partition("?")[0]
     (log_record,) = [r for r in caplog.records if r.name == logs.ACCESS_LOGGER]
     assert "\n" not in logging.Formatter(logs.TEXT_FORMAT).format(log_record)
+
+
+def test_the_text_format_s_time_is_logging_s_own_across_seconds() -> None:
+    # The time of day is formatted once a second: lines within a second, and those after it,
+    # read as logging's own formatter writes them.
+    ours, theirs = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
+    for created in (1_800_000_000.001, 1_800_000_000.999, 1_800_000_001.5, 1_800_000_061.25):
+        record = logging.LogRecord("proxy.x", logging.INFO, __file__, 1, "said", (), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert ours.format(record) == theirs.format(record)

