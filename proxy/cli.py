@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -55,6 +57,7 @@ EPILOG = (
     "every option can also be set in the environment or a TOML file (see the README)."
 )
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -231,12 +234,45 @@ def check(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     config = _config(args, env, only=CHECK_OPTIONS)
     logs.configure(config.log_format, "WARNING")
     chosen = _chosen(config, args.organization)
-    try:
-        return asyncio.run(_check(config, chosen, egress.EgressProxies.from_environment(env)))
-    except KeyboardInterrupt:
+    results = asyncio.run(_interruptible(_tries(config, chosen, env)))
+    if results is None:
         # Ctrl+C while the token endpoint keeps it waiting: stopped as asked, no traceback.
         print(f"{PROG}: check interrupted before the token endpoint answered", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
+    return _report(config, chosen, results)
+
+
+async def _tries(
+    config: Config, chosen: Sequence[Organization], env: Mapping[str, str]
+) -> list[tuple[bool, list[str]]]:
+    """Every chosen organization at once: whether it got a token, and what to say."""
+    proxies = egress.EgressProxies.from_environment(env)
+    return list(await asyncio.gather(*(_try(config, org, proxies) for org in chosen)))
+
+
+async def _interruptible(work: Coroutine[object, object, T]) -> T | None:
+    """``work``'s result, or ``None`` once Ctrl+C has stopped it, whatever the cancellation
+    became inside: aiohttp turns one that arrives while a connection is being set up into a
+    connection error, which would otherwise be reported as the endpoint's failure."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        return None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return None if interrupted else result
 
 
 def _chosen(config: Config, name: str | None) -> tuple[Organization, ...]:
@@ -249,12 +285,11 @@ def _chosen(config: Config, name: str | None) -> tuple[Organization, ...]:
         raise ConfigError(f"--organization: there is no organization {name!r}; {names}") from None
 
 
-async def _check(
-    config: Config, chosen: Sequence[Organization], proxies: egress.EgressProxies
+def _report(
+    config: Config, chosen: Sequence[Organization], results: Sequence[tuple[bool, list[str]]]
 ) -> int:
-    """Every chosen organization at once; one line each (the single-organization settings
-    keep their own lines). Exit status 1 if any fails."""
-    results = await asyncio.gather(*(_try(config, org, proxies) for org in chosen))
+    """One line an organization (the single-organization settings keep their own lines);
+    exit status 1 if any failed."""
     for organization, (_, lines) in zip(chosen, results, strict=True):
         if config.single_organization:
             print("\n  ".join(lines))
