@@ -39,6 +39,7 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 # An answer announced at most this long is read whole and sent in one write.
 SMALL_ANSWER = 64 * 1024
+CLIENT_GONE = "client gone"
 # What cuts an answer short once it is on its way to the client.
 CUT_UPSTREAM = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
@@ -252,7 +253,7 @@ async def _relay(
     except ConnectionError:
         # The client left before its answer could start: nothing to send, nothing to log
         # beyond its access line (499).
-        exchange.cut = "client gone"
+        exchange.cut = CLIENT_GONE
         return response
     exchange.status, exchange.response_started = upstream.status, True
     exchange.upstream_response_headers = upstream.headers
@@ -275,10 +276,18 @@ async def _relay(
                 if tee is not None:
                     tee.add(chunk)
             await response.write_eof()
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler of a client that left, and at shutdown of a request
+        # still running after the grace: either way the answer ends here, short.
+        _said_cut(exchange, CLIENT_GONE if _client_gone(request) else "stopped at shutdown")
+        raise
     except CUT_UPSTREAM as exc:
-        return _cut(request, response, exchange, f"upstream {unreachable_reason(exc)}")
+        # aiohttp raises its client's connection errors for the server's writes to a client
+        # that left as well: who went away is told by whose connection is closing.
+        why = CLIENT_GONE if _client_gone(request) else f"upstream {unreachable_reason(exc)}"
+        return _cut(request, response, exchange, why)
     except ConnectionError:
-        return _cut(request, response, exchange, "client gone")
+        return _cut(request, response, exchange, CLIENT_GONE)
     if tee is not None:
         exchange.response_body = tee.body()
     return response
@@ -299,16 +308,24 @@ def _cut(
 ) -> web.StreamResponse:
     """Close the client's connection mid-answer, so that it sees a short body rather than a
     complete-looking one (a chunked answer would otherwise get its last chunk)."""
+    _said_cut(exchange, why)
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+def _said_cut(exchange: Exchange, why: str) -> None:
     exchange.cut = why
     # A client that leaves is routine; an upstream that cuts its answer is worth a warning.
     logger.log(
-        logging.INFO if why == "client gone" else logging.WARNING,
+        logging.INFO if why == CLIENT_GONE else logging.WARNING,
         "answer to %s %s cut after %d bytes: %s",
         exchange.method,
         exchange.path,
         exchange.body_bytes,
         why,
     )
-    if request.transport is not None:
-        request.transport.close()
-    return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()

@@ -4,6 +4,7 @@ cut answers, a busy pool and keep-alive connections the upstream has closed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -142,6 +143,41 @@ async def test_an_upstream_reset_mid_answer_is_recorded_as_it_happened(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     cut = [r for r in caplog.records if "cut after 1000 bytes" in r.getMessage()]
     assert len(cut) == 1
+
+
+async def _dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(200):
+            writer.write(b"x" * 1000)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+    writer.close()
+
+
+async def test_a_client_that_leaves_mid_answer_is_not_blamed_on_the_upstream(
+    make_stack: MakeStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = await asyncio.start_server(_dribble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
+        writer.write(b"GET /long HTTP/1.1\r\nHost: p\r\n\r\n")
+        await reader.readexactly(3000)  # the head and some of the body
+        writer.transport.abort()
+        for _ in range(100):
+            if [r for r in _access(caplog) if r.path == "/long"]:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        server.close()
+    cut = [r for r in caplog.records if "cut after" in r.getMessage()]
+    assert len(cut) == 1, [r.getMessage() for r in caplog.records]
+    assert cut[0].getMessage().endswith("client gone")
+    assert cut[0].levelno == logging.INFO
 
 
 async def test_waiting_for_a_pooled_connection_is_bounded(
