@@ -338,6 +338,14 @@ async def raw_upstream(answer: bytes) -> AsyncIterator[tuple[int, list[bytes]]]:
         await server.wait_closed()
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a test starts: PATH, what the test adds, and coverage's
+    own settings (``patch = ["subprocess"]`` in pyproject.toml), so that the code that runs
+    in the child, a worker of a worker included, is measured too."""
+    measured = {key: value for key, value in os.environ.items() if key.startswith("COVERAGE_")}
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **measured, **extra}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now, for a server started in another process."""
     with socket.socket() as sock:
@@ -353,7 +361,7 @@ async def proxy_command(*args: str) -> AsyncIterator[asyncio.subprocess.Process]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        env=child_env(),
     )  # fmt: skip
     try:
         yield process

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from proxy.standin import StandinSettings, create_standin_app
+from tests.fakes import child_env
 
 API = "/api/v1.0/external"
 START_WALL = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -180,7 +180,7 @@ async def run_standin_command(*args: str) -> tuple[int, str, str]:
     its exit status, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "standin", *args,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        env=child_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

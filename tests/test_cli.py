@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
 import signal
 import socket
@@ -18,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from proxy.cli import main
 from proxy.version import SOURCE_VERSION
-from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, token_app
+from tests.fakes import CLIENT_ID, SECRET, FakeTokenEndpoint, child_env, token_app
 from tests.unreachable import CAUSE_IDS, CAUSES, TIMEOUT_SECONDS, Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +27,7 @@ PROCESS_TIMEOUT_SECONDS = 20
 
 def base_env(**extra: str) -> dict[str, str]:
     """A clean environment for a child process: nothing of the caller's SMARTDOC_* leaks in."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | extra
+    return child_env(**extra)
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import resource
 import sys
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from tests.fakes import (
     SECRET,
     FakeTokenEndpoint,
     FakeUpstream,
+    child_env,
     free_port,
     token_app,
     upstream_app,
@@ -62,7 +62,7 @@ async def proxy_run(aiohttp_server, tmp_path: Path, *flags: str) -> AsyncIterato
             "--upstream", str(upstream_server.make_url("")),
             "--token-url", str(token_server.make_url("/connect/token")), "--client-id", "x",
             *flags,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SMARTDOC_CLIENT_SECRET": SECRET},
+            env=child_env(SMARTDOC_CLIENT_SECRET=SECRET),
             cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
@@ -148,7 +148,7 @@ async def test_at_start_up_the_open_files_limit_is_raised_to_the_hard_limit_and_
         pytest.skip(f"the hard open-files limit here is {hard}: nothing to raise")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{free_port()}",
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd=ROOT,
+        env=child_env(), cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         preexec_fn=_low_soft_limit,
     )  # fmt: skip

@@ -4,7 +4,6 @@ no traceback. Each test runs the real process and reads its stderr."""
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import socket
 import sys
@@ -12,7 +11,7 @@ import sys
 import pytest
 
 from proxy.logs import OneLinePerEvent
-from tests.fakes import free_port
+from tests.fakes import child_env, free_port
 
 MALFORMED = [
     b"GE\x00T / HTTP/1.1\r\nHost: p\r\n\r\n",
@@ -30,7 +29,7 @@ async def _demo(port: int, nofile: int | None = None) -> asyncio.subprocess.Proc
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{port}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, preexec_fn=limit,
+        env=child_env(), preexec_fn=limit,
     )  # fmt: skip
     assert process.stdout is not None
     while b"curl" not in await asyncio.wait_for(process.stdout.readline(), 20):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import ssl
 import sys
@@ -20,7 +19,15 @@ import pytest
 import trustme
 from aiohttp import web
 
-from tests.fakes import SECRET, FakeTokenEndpoint, FakeUpstream, free_port, token_app, upstream_app
+from tests.fakes import (
+    SECRET,
+    FakeTokenEndpoint,
+    FakeUpstream,
+    child_env,
+    free_port,
+    token_app,
+    upstream_app,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-fedcba9876543210"
@@ -46,7 +53,7 @@ async def _drain(stream: asyncio.StreamReader, into: list[str]) -> None:
 async def start(*argv: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", *argv, cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | (env or {}),
+        env=child_env(**(env or {})),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from tests.fakes import (
     FakeTokenEndpoint,
     FakeUpstream,
     Responder,
+    child_env,
     free_port,
     token_app,
     upstream_app,
@@ -92,7 +92,7 @@ async def running_proxy(
         "--client-id",
         "x",
         *flags,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SMARTDOC_CLIENT_SECRET": SECRET},
+        env=child_env(SMARTDOC_CLIENT_SECRET=SECRET),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -20,7 +20,7 @@ from proxy.config import Config, Listen, load_config
 from proxy.logs import chunks
 from proxy.supervisor import Supervisor
 from proxy.workers import Worker, reserve
-from tests.fakes import SECRET, free_port
+from tests.fakes import SECRET, child_env, free_port
 from tests.test_server import (
     ALICE,
     BOB,
@@ -333,7 +333,7 @@ def _config(fakes: Fakes, port: int) -> Config:
     )  # fmt: skip
 
 
-ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SMARTDOC_CLIENT_SECRET": SECRET}
+ENV = child_env(SMARTDOC_CLIENT_SECRET=SECRET)
 
 
 async def test_a_worker_that_cannot_start_ends_the_run_with_its_status(
