@@ -26,6 +26,11 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUTSIDE_EVENT_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
 OUTSIDE_EVENTS = (OSError, HttpProcessingError)
 BATCH_SECONDS = 0.05
+# An access line stays within one write of PIPE_BUF (4096) bytes, which a pipe shared by
+# several workers never interleaves, even as JSON (the path twice, each escaped character
+# doubled): a longer path or method (aiohttp admits request lines of 8 KiB) is cut, saying so.
+LONGEST_PATH = 800
+LONGEST_METHOD = 32
 
 
 class AccessRecord(NamedTuple):
@@ -211,13 +216,17 @@ def access_log(*, several: bool) -> Callable[[Exchange], None]:
     return functools.partial(log_exchange, several=several)
 
 
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else f"{text[:most]}…(+{len(text) - most} chars)"
+
+
 def log_exchange(exchange: Exchange, *, several: bool = False) -> None:
     """The access log's observer of finished exchanges: one line each."""
     if not _ACCESS.isEnabledFor(logging.INFO):
         return
     record = AccessRecord(
-        method=exchange.method,
-        path=exchange.path,
+        method=_cut(exchange.method, LONGEST_METHOD),
+        path=_cut(exchange.path, LONGEST_PATH),
         status=exchange.status,
         duration_ms=exchange.duration_seconds * 1000,
         bytes=exchange.body_bytes,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import select
 
-from proxy.logs import BatchingHandler
+import pytest
+
+from proxy.exchange import Exchange
+from proxy.logs import ACCESS_LOGGER, BatchingHandler, JsonFormatter, TextFormatter, log_exchange
 
 
 class CountingStream(io.StringIO):
@@ -60,3 +64,28 @@ async def test_flush_writes_what_waits_so_nothing_is_lost_at_exit() -> None:
     for handler in logger.handlers:
         handler.flush()
     assert stream.getvalue() == "pending\n"
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_an_access_line_fits_one_atomic_write_whatever_the_request_line(
+    formatter: logging.Formatter,
+) -> None:
+    # The worst aiohttp admits: an 8 KiB request line, of characters JSON escapes.
+    exchange = Exchange("X" * 4000, "/" + '"' * 8000, "127.0.0.1")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    access = logging.getLogger(ACCESS_LOGGER)
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        log_exchange(exchange)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    line = stream.getvalue()
+    assert line.count("\n") == 1
+    assert len(line.encode()) <= select.PIPE_BUF
+    assert "(+7201 chars)" in line  # cut, and saying how much
+    assert "(+3968 chars)" in line
