@@ -203,7 +203,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     # A worker runs as its supervisor does: on the addresses it reserved, with the settings
     # the run started with (a replacement may start long after the file changed).
     config = worker.bound(read) if worker is not None else read
-    logs.configure(config.log_format, config.log_level)
+    several = worker is not None or config.workers > 1
+    process = (
+        (f"worker {worker.index}" if worker is not None else "supervisor") if several else None
+    )
+    logs.configure(config.log_format, config.log_level, process)
     if worker is not None and (changed := worker.changed(read)):
         logger.warning(
             "%s changed since the workers started, which needs a restart of the supervisor; "

@@ -66,8 +66,14 @@ class TextFormatter(logging.Formatter):
     """:data:`TEXT_FORMAT`, with the date and time formatted once a second rather than once a
     line: ``localtime`` and ``strftime`` cost about as much as the rest of an access line."""
 
-    def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
+    def __init__(self, process: str | None = None) -> None:
+        # With several workers, which one wrote the line, before the logger's name.
+        fmt = (
+            TEXT_FORMAT
+            if process is None
+            else TEXT_FORMAT.replace("%(name)s", f"{process} %(name)s")
+        )
+        super().__init__(fmt)
         self._stamped: tuple[int, str] = (-1, "")  # (second, its text): replaced as one
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
@@ -80,13 +86,19 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; an access record's fields become top-level keys."""
+    """One JSON object per line; an access record's fields become top-level keys. With
+    several workers, ``process`` says which one wrote the line."""
+
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self._process = {} if process is None else {"process": process}
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
+            **self._process,
             "message": record.getMessage(),
         }
         access = getattr(record, "access", None)
@@ -196,10 +208,11 @@ def chunks(lines: list[str], most_bytes: int) -> list[str]:
     return joined
 
 
-def configure(log_format: str, level: str) -> None:
-    """Send every logger's records to stderr in the chosen format."""
+def configure(log_format: str, level: str, process: str | None = None) -> None:
+    """Send every logger's records to stderr in the chosen format; ``process`` names the
+    process in each line (``worker 2``, ``supervisor``) where several share stderr."""
     handler = BatchingHandler(sys.stderr)
-    formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    formatter = JsonFormatter(process) if log_format == "json" else TextFormatter(process)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -76,6 +76,9 @@ def entry(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[web.Str
         # Not a coroutine of its own, as the middleware is not (proxy.handler): aiohttp awaits
         # the chain's.
         assert isinstance(request, web.Request)  # made by the application's request factory
+        # Where aiohttp's own handler puts the router's match (a private attribute, which an
+        # aiohttp upgrade may move: the tests that serve create_app through aiohttp's runner
+        # and through this one would then disagree).
         request._match_info = matched
         if request.headers.get(hdrs.EXPECT):
             return expecting(request)

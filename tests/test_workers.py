@@ -176,6 +176,9 @@ async def test_the_access_log_has_one_whole_line_per_request_across_workers(
     lines = [json.loads(line) for line in proxy.err]  # a torn or interleaved line fails here
     access = [line for line in lines if line["logger"] == "proxy.access"]
     assert len([line for line in access if line["path"] == "/api/x"]) == REQUESTS
+    # Each line says which process wrote it.
+    assert {line["process"] for line in access} == {"worker 1", "worker 2"}
+    assert any(line["process"] == "supervisor" for line in lines)
 
 
 async def test_a_worker_that_dies_is_replaced_and_the_other_serves_meanwhile(
