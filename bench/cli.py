@@ -86,7 +86,8 @@ def tool_versions() -> str:
     wrk = _version(["wrk", "--version"]).split(" [")[0]
     curl = " ".join(_version(["curl", "--version"]).split()[:2])
     uvloop = metadata.version("uvloop")
-    return f"aiohttp {aiohttp.__version__}, {nginx}, {wrk}, {curl}, uvloop {uvloop} (upstream only)"
+    loops = f"uvloop {uvloop} (the upstream's and the proxy's loop)"
+    return f"aiohttp {aiohttp.__version__}, {nginx}, {wrk}, {curl}, {loops}"
 
 
 def describe_machine(command: str) -> str:
