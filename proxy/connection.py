@@ -173,6 +173,7 @@ class ClientConnection(RequestHandler):
         self.limits = limits
         # Requests parsed (or refused) and not yet answered on this connection.
         self._unanswered = 0
+        self._draining = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._parser = _MeteredParser(self._parser, self)  # type: ignore[assignment]
         self._metered: _MeteredParser = self._parser  # type: ignore[assignment]
@@ -180,6 +181,12 @@ class ClientConnection(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.head_started()
+
+    def drain(self) -> None:
+        """Shutdown: close now if nothing is being answered, else once the answer is out."""
+        self._draining = True
+        if not self._unanswered:
+            self.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
@@ -208,7 +215,9 @@ class ClientConnection(RequestHandler):
             return await super().finish_response(request, resp, start_time)
         finally:
             self._unanswered = max(self._unanswered - 1, 0)
-            if resp.status == 408:
+            if self._draining:
+                self.close()
+            elif resp.status == 408:
                 # A 408 ends the connection (RFC 9110 §15.5.9). When it is the proxy's, the
                 # client stalled: aiohttp would wait up to 10 s for the rest of its body before
                 # closing (lingering, for a client still sending), but none is coming.

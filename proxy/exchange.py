@@ -20,6 +20,9 @@ from multidict import MultiMapping
 
 # nginx's convention for "the client went away before the answer": no status was sent.
 CLIENT_CLOSED = 499
+# Why an answer was cut short (Exchange.cut), where the proxy itself decides it.
+CLIENT_GONE = "client gone"
+STOPPED = "stopped at shutdown"
 # Bodies kept for the inspector (--inspect-bodies): textual ones, up to this size a side.
 BODY_LIMIT_BYTES = 64 * 1024
 TEXTUAL_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/xml")

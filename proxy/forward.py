@@ -23,9 +23,9 @@ from yarl import URL
 
 from proxy import bodies, headers
 from proxy.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnreachable
-from proxy.exchange import Exchange, body_tee, kept_body
+from proxy.exchange import CLIENT_GONE, STOPPED, Exchange, body_tee, kept_body
 from proxy.grants import unreachable_reason
-from proxy.keys import FRESH_SESSION, LIVE, TOKEN_CACHES, UPSTREAM_SESSION
+from proxy.keys import FRESH_SESSION, IN_FLIGHT, LIVE, TOKEN_CACHES, UPSTREAM_SESSION
 from proxy.policy import IDEMPOTENT_METHODS, may_retry_stale
 from proxy.tokens import Token
 
@@ -39,7 +39,6 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 # An answer announced at most this long is read whole and sent in one write.
 SMALL_ANSWER = 64 * 1024
-CLIENT_GONE = "client gone"
 # What cuts an answer short once it is on its way to the client.
 CUT_UPSTREAM = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 
@@ -279,7 +278,10 @@ async def _relay(
     except asyncio.CancelledError:
         # aiohttp cancels the handler of a client that left, and at shutdown of a request
         # still running after the grace: either way the answer ends here, short.
-        _said_cut(exchange, CLIENT_GONE if _client_gone(request) else "stopped at shutdown")
+        # (aiohttp closes the connection of one cut at shutdown before the cancellation
+        # arrives, so the shutdown is asked first.)
+        stopping = request.app[IN_FLIGHT].stopping
+        _said_cut(exchange, STOPPED if stopping else CLIENT_GONE)
         raise
     except CUT_UPSTREAM as exc:
         # aiohttp raises its client's connection errors for the server's writes to a client

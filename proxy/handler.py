@@ -7,8 +7,10 @@ cut the connection and recorded what really happened.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -16,7 +18,7 @@ from aiohttp.typedefs import Handler
 from proxy import ops, token_endpoint
 from proxy.access import Access
 from proxy.errors import KeyRequired, ProxyError, TooManyInFlight
-from proxy.exchange import CLIENT_CLOSED, Exchange, record
+from proxy.exchange import CLIENT_CLOSED, STOPPED, Exchange, record
 from proxy.forward import forward
 from proxy.keys import IN_FLIGHT, LISTENERS, LIVE, METRICS, OBSERVERS
 from proxy.organizations import UNCHOSEN, organization_for
@@ -54,6 +56,15 @@ async def _handle(request: web.Request, route: Route) -> web.StreamResponse:
     try:
         with request.app[METRICS].in_flight.track_inprogress():
             response = await _answer(request, exchange, route)
+    except asyncio.CancelledError:
+        in_flight = request.app.get(IN_FLIGHT)
+        if in_flight is not None and in_flight.stopping:
+            # Cut at the end of the shutdown's grace: not the client's doing (499), and
+            # recorded as what the client saw, a failure of the proxy's.
+            exchange.cut = exchange.cut or STOPPED
+            if not exchange.response_started:
+                exchange.status = HTTPStatus.SERVICE_UNAVAILABLE.value
+        raise
     finally:
         exchange.request_bytes = request.content.total_bytes
         record(exchange, request.app[OBSERVERS])

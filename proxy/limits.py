@@ -78,6 +78,8 @@ class InFlight:
         self.cap = cap
         self.count = 0
         self._idle: asyncio.Event | None = None  # made only while shutdown waits
+        # Set once the shutdown's grace is over: what is cut then is cut by the shutdown.
+        self.stopping = False
 
     def admit(self) -> bool:
         if self.count >= self.cap:

@@ -25,6 +25,7 @@ from proxy import limits, loops, startup
 from proxy.access import access_of
 from proxy.app import ops_app
 from proxy.config import OPTIONS_BY_NAME, Config, ConfigError, Listen
+from proxy.connection import ClientConnection
 from proxy.keys import IN_FLIGHT, LIVE, TOKEN_CACHES
 from proxy.limits import InFlight
 from proxy.reload import reloaded
@@ -121,7 +122,7 @@ async def _serve(
             worker.serving()
         orphaned = await _until_stopped(app, tls, load, worker)
         logger.info("stopping: no new connections; requests in flight have %.0f s", grace)
-        await _drain(runner, app[IN_FLIGHT], grace)
+        await _drain(runners, app[IN_FLIGHT], grace)
     finally:
         for each in reversed(runners):
             await each.cleanup()
@@ -131,21 +132,32 @@ async def _serve(
         shutil.rmtree(worker.directory, ignore_errors=True)
 
 
-async def _drain(runner: web.AppRunner, in_flight: InFlight, grace: float) -> None:
-    """Stop accepting, close idle keep-alive connections (the others close after their
-    current request), and wait until no request is being forwarded, at most ``grace``."""
-    for site in list(runner.sites):
-        await site.stop()
-    if runner.server is not None:
-        runner.server.pre_shutdown()
+async def _drain(runners: list[web.AppRunner], in_flight: InFlight, grace: float) -> None:
+    """Stop accepting on every address (the metrics one too), close idle keep-alive
+    connections (the others once their answer is out, their request bodies still read), and
+    wait until no request is being forwarded, at most ``grace``."""
+    for runner in runners:
+        for site in list(runner.sites):
+            await site.stop()
+        for connection in runner.server.connections if runner.server is not None else ():
+            # aiohttp's own pre_shutdown would close busy connections too, which then drop
+            # the rest of a request body on its way in.
+            if isinstance(connection, ClientConnection):
+                connection.drain()
+            else:
+                connection.close()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(in_flight.drained(), grace)
+    # What is cut from here on is cut by the shutdown, not by its client (proxy.handler).
+    in_flight.stopping = True
 
 
 async def _metrics_site(app: web.Application, bound: Bound) -> web.AppRunner:
     """``/_proxy/metrics`` and the probes on their own address, without a key: for a scraper
     inside the cluster. The allow-list still applies."""
-    runner = make_runner(ops_app(app), app[LIVE].config, access_log=None)
+    runner = make_runner(
+        ops_app(app), app[LIVE].config, access_log=None, shutdown_timeout=CUT_SECONDS
+    )
     await runner.setup()
     await web.SockSite(runner, bound.sock).start()
     return runner

@@ -22,6 +22,7 @@ from tests.fakes import (
     Responder,
     child_env,
     free_port,
+    json_of,
     token_app,
     upstream_app,
 )
@@ -305,3 +306,48 @@ async def test_in_the_real_process_a_client_leaving_cancels_its_upstream_request
             assert fakes.upstream.cancelled == 1
     finally:
         release.set()
+
+
+async def _slow_body(chunks: int, each: int, pause: float) -> AsyncIterator[bytes]:
+    for _ in range(chunks):
+        yield b"u" * each
+        await asyncio.sleep(pause)
+
+
+async def test_an_upload_in_flight_at_the_signal_is_read_whole_and_answered(
+    fakes: Fakes,
+) -> None:
+    # Closing a busy connection at the signal (as aiohttp's own shutdown does) drops the rest
+    # of its body on the way in: the upload then hangs until the grace and gets a 502.
+    async with running_proxy(fakes, "--shutdown-grace-seconds", "5") as proxy:
+        async with aiohttp.ClientSession() as session:
+            upload = asyncio.create_task(
+                session.post(proxy.url + "/api/upload", data=_slow_body(6, 50_000, 0.25))
+            )
+            await asyncio.sleep(0.4)
+            proxy.process.send_signal(signal.SIGTERM)
+            response = await asyncio.wait_for(upload, 10)
+            assert response.status == 200
+            assert json_of(await response.read()) == {"path": "/api/upload", "bytes": 300_000}
+            response.release()
+        assert await proxy.exited(within_seconds=8) == 0
+
+
+async def test_a_request_cut_at_the_end_of_the_grace_is_not_put_on_its_client(
+    fakes: Fakes,
+) -> None:
+    release = asyncio.Event()
+    fakes.upstream.responder = slow_responder(10.0, release)
+    try:
+        async with (
+            running_proxy(fakes, "--shutdown-grace-seconds", "0.5") as proxy,
+            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
+        ):
+            proxy.process.send_signal(signal.SIGTERM)
+            assert await proxy.exited(within_seconds=5) == 0
+            with contextlib.suppress(aiohttp.ClientError):
+                await request
+    finally:
+        release.set()
+    (line,) = [line for line in proxy.err.splitlines() if f"GET {SLOW_PATH} " in line]
+    assert f"GET {SLOW_PATH} 503 " in line  # not 499: the client did not leave
