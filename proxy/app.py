@@ -104,7 +104,8 @@ def create_app(
         app.cleanup_ctx.append(sharing)
     # Routing is the handler's own (see proxy.handler): this one route only gives aiohttp
     # something to match.
-    app.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
+    # Expect too is the chain's (behind aiohttp's own runner as well, as in some tests).
+    app.router.add_route("*", r"/{path:[\s\S]*}", _unreachable, expect_handler=_in_the_chain)
     return app
 
 
@@ -127,8 +128,12 @@ def ops_app(app: web.Application) -> web.Application:
     ops = web.Application(middlewares=[handle_ops])
     ops[LIVE], ops[METRICS], ops[OBSERVERS] = app[LIVE], app[METRICS], app[OBSERVERS]
     ops[TOKEN_CACHES] = app[TOKEN_CACHES]
-    ops.router.add_route("*", r"/{path:[\s\S]*}", _unreachable)
+    ops.router.add_route("*", r"/{path:[\s\S]*}", _unreachable, expect_handler=_in_the_chain)
     return ops
+
+
+async def _in_the_chain(request: web.Request) -> None:
+    """aiohttp's answer to Expect, replaced: proxy.refusals and proxy.bodies answer it."""
 
 
 async def _unreachable(request: web.Request) -> web.StreamResponse:

@@ -25,6 +25,8 @@ from proxy.limits import BodyWait, ReplayBudget, body_wait
 from proxy.policy import replayable
 
 Body = bytes | AsyncIterator[bytes] | None
+# The interim answer to Expect: 100-continue (RFC 9110 §15.2.1).
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ async def prepare(request: web.Request, held: contextlib.AsyncExitStack) -> tupl
         raise BodyTooLarge(f"the body's Content-Length is over {config.max_body_bytes} bytes")
     if not request.body_exists:
         return None, True
+    await send_for(request)
     limits = BodyLimits.of(config)
     keep = replayable(length, True, config.replay_limit_bytes) and held.enter_context(
         _reserved(request.app[REPLAY_BUDGET], length or 0)
@@ -59,6 +62,14 @@ async def prepare(request: web.Request, held: contextlib.AsyncExitStack) -> tupl
         return await read(request.content, limits), True
     await held.enter_async_context(_streaming_connection(request.app))
     return chunks(request.content, limits), False
+
+
+async def send_for(request: web.Request) -> None:
+    """Ask a client that waits for it (``Expect: 100-continue``) to send its body: only now,
+    once the request has passed every check, so that one refused is not sent for nothing."""
+    expect = request.headers.get("Expect")
+    if expect is not None and request.version >= (1, 1):
+        await request.writer.write(CONTINUE)
 
 
 async def read(content: StreamReader, limits: BodyLimits) -> bytes:

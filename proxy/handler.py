@@ -110,6 +110,7 @@ async def _route(request: web.Request, exchange: Exchange) -> web.StreamResponse
         request.version,
         request.headers.getall("Transfer-Encoding", []),
         request.headers.values(),
+        request.headers.get("Expect"),
     )
     if refused is not None:
         raise refused

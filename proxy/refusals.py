@@ -28,8 +28,11 @@ def refusal(
     version: tuple[int, int],
     transfer_codings: list[str],
     header_values: Iterable[str],
+    expect: str | None = None,
 ) -> web.HTTPException | MalformedRequest | None:
-    """The answer to a request the proxy must not forward, or ``None`` to forward it."""
+    """The answer to a request the proxy must not forward, or ``None`` to forward it.
+    ``expect``: its ``Expect`` header (a ``100-continue`` is answered by :mod:`proxy.bodies`,
+    once the request has passed every check)."""
     if version not in SUPPORTED_VERSIONS:
         # HTTP/0.9 has no headers to carry a token in, nor a status line to answer with; an
         # "HTTP/2.0" in an HTTP/1 request line is no HTTP/2.
@@ -46,6 +49,10 @@ def refusal(
         # RFC 9112 §6.1: a transfer coding the server does not understand gets 501. aiohttp
         # removes the chunking but not, say, gzip, which would reach the upstream unmarked.
         return web.HTTPNotImplemented(text=f"transfer coding {codings[:40]!r} is not supported")
+    if expect is not None and expect.strip().lower() != "100-continue":
+        # RFC 9110 §10.1.1: an expectation the server does not understand gets 417. The value
+        # is not said back: it is the client's text.
+        return web.HTTPExpectationFailed(text="the only expectation understood is 100-continue")
     values = list(header_values)
     # Almost every request's headers are ASCII: one test of them all together, in C, before
     # testing each value.

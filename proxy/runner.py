@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
@@ -63,8 +63,8 @@ def entry(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[web.Str
     route table and wrap the middleware for the route found, about a twentieth of the proxy's
     CPU per request under load (bench/), only to arrive at the same function. What resolving
     gives a request is kept: its application (``request.app``), through a match of the
-    application's one route made once, and aiohttp's answer to ``Expect`` (100 Continue, or
-    417 for an expectation it does not know).
+    application's one route made once. ``Expect`` is answered in the chain, after every check
+    (aiohttp's router would answer it before any, and say the client's value back).
     """
     (middleware,) = app.middlewares
     (route,) = app.router.routes()
@@ -74,22 +74,13 @@ def entry(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[web.Str
 
     def handle(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
         # Not a coroutine of its own, as the middleware is not (proxy.handler): aiohttp awaits
-        # the chain's.
+        # the chain's. Expect is the chain's too (proxy.refusals, proxy.bodies).
         assert isinstance(request, web.Request)  # made by the application's request factory
         # Where aiohttp's own handler puts the router's match (a private attribute, which an
         # aiohttp upgrade may move: the tests that serve create_app through aiohttp's runner
         # and through this one would then disagree).
         request._match_info = matched
-        if request.headers.get(hdrs.EXPECT):
-            return expecting(request)
         return middleware(request, route.handler)
-
-    async def expecting(request: web.Request) -> web.StreamResponse:
-        refused = await matched.expect_handler(request)
-        await request.writer.drain()
-        if refused is not None:
-            return refused
-        return await middleware(request, route.handler)
 
     return handle
 

@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from proxy import bodies
 from proxy.access import LOCAL_TOKEN_LIFETIME_SECONDS, Access, basic_credentials
 
 TOKEN_PATH = "/connect/token"  # noqa: S105 (a URL path, not a password)
@@ -35,6 +36,7 @@ async def answer(
     there as wrong credentials are."""
     if request.method != "POST":
         return _error("invalid_request")
+    await bodies.send_for(request)
     form = await request.post()
     grant_type, scope = form.get("grant_type"), form.get("scope") or default_scope
     if grant_type != "client_credentials":

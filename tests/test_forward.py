@@ -353,6 +353,41 @@ async def test_expect_100_continue_is_answered_and_the_body_forwarded(
     assert "Expect" not in received.headers
 
 
+async def test_a_refused_request_is_not_invited_to_send_its_body(
+    make_stack: MakeStack,
+) -> None:
+    # 100 Continue only once every check has passed: not before a 413 (nor a 401 or 403).
+    stack = await make_stack(max_body_bytes="1000")
+    request = (
+        b"POST /api/upload HTTP/1.1\r\nHost: proxy\r\nContent-Length: 500000000\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 413 ")  # the first thing said: no 100 before it
+
+
+async def test_an_unknown_expectation_is_a_417_of_the_proxys_that_does_not_say_it_back(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    request = (
+        b"POST /api/x HTTP/1.1\r\nHost: proxy\r\nContent-Length: 2\r\n"
+        b"Expect: <script>alert(1)</script>\r\nConnection: close\r\n\r\n{}"
+    )
+    answer = await raw_exchange(stack.client.port, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 417 ")
+    assert b"Server: smartdoc-proxy" in head
+    assert b"application/problem+json" in head
+    assert b"script" not in body
+    assert stack.upstream.received == []
+
+
 async def test_http_1_0_clients_get_a_complete_answer(
     make_stack: MakeStack, upstream: FakeUpstream
 ) -> None:
