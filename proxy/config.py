@@ -222,6 +222,11 @@ def _read_toml(path: str | None) -> tuple[dict[str, str], dict[str, str], Tables
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE.sources}: {file} is not valid TOML: {exc}") from exc
     tables = _tables(f"{file}: ", data.pop(ORGANIZATIONS)) if ORGANIZATIONS in data else None
+    for table in (tables or {}).values():
+        # An organization's files too are relative to the file that names them.
+        for key, setting in table.items():
+            if key in OPTIONS_BY_NAME and OPTIONS_BY_NAME[key].is_path and setting:
+                table[key] = _beside(file, setting)
     values, problems = {}, {}
     for key, value in data.items():
         try:
@@ -257,8 +262,12 @@ def _toml_scalar(file: Path, key: str, value: Any) -> str:
     if option.is_path and value:
         # As most tools read their config files: relative to the file, not to wherever the
         # proxy happens to be started from.
-        return str(file.parent / Path(str(value)).expanduser())
+        return _beside(file, str(value))
     return str(value)
+
+
+def _beside(file: Path, path: str) -> str:
+    return str(file.parent / Path(path).expanduser())
 
 
 def _build(raw: Raw, problems: dict[str, str], tables: Tables | None = None) -> Config:

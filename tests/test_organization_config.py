@@ -288,3 +288,18 @@ def test_top_level_credentials_next_to_tables_stop_the_command_with_one_line_and
     assert err.count("\n") == 1
     assert err.startswith("smartdoc-proxy: SMARTDOC_CLIENT_SECRET: not together with")
     assert SECRET not in err
+
+
+def test_an_organizations_files_are_taken_from_the_toml_files_folder(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the settings above the tables are: not from wherever the proxy is started.
+    text = two_organizations(files).replace(f"{files}/", "")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_toml(files, text)
+    acme, globex = config.organizations
+    assert acme.client_secret_file == files / "acme-secret"
+    assert acme.inbound_keys_file == files / "acme-keys"
+    assert globex.client_secret_file == files / "globex-secret"
