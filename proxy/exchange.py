@@ -56,14 +56,15 @@ class Exchange:
     # Request body bytes received from the client.
     request_bytes: int = 0
     # The headers as they passed: client -> proxy, proxy -> upstream (without the token),
-    # upstream -> proxy, proxy -> client. None where that leg did not happen.
-    request_headers: Headers | None = None
-    upstream_request_headers: Headers | None = None
-    upstream_response_headers: Headers | None = None
-    response_headers: Headers | None = None
+    # upstream -> proxy, proxy -> client. None where that leg did not happen. Neither they
+    # nor the bodies are in the repr: a client's key, or a token said back, may be in them.
+    request_headers: Headers | None = field(default=None, repr=False)
+    upstream_request_headers: Headers | None = field(default=None, repr=False)
+    upstream_response_headers: Headers | None = field(default=None, repr=False)
+    response_headers: Headers | None = field(default=None, repr=False)
     # With --inspect-bodies: the textual bodies, whole, when at most BODY_LIMIT_BYTES.
-    request_body: bytes | None = None
-    response_body: bytes | None = None
+    request_body: bytes | None = field(default=None, repr=False)
+    response_body: bytes | None = field(default=None, repr=False)
 
     @property
     def path(self) -> str:

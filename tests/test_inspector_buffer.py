@@ -183,3 +183,18 @@ def test_a_tee_is_made_only_for_text_when_bodies_are_kept() -> None:
     assert body_tee(json_type, keep=True) is not None
     assert body_tee(json_type, keep=False) is None
     assert body_tee(CIMultiDict({"Content-Type": "image/png"}), keep=True) is None
+
+
+def test_neither_an_exchange_nor_its_snapshot_shows_headers_or_bodies_in_its_repr() -> None:
+    key, token = "alice-key-0123456789abcdef", "tok-said-back"
+    exchange = Exchange("GET", "/api/x", "127.0.0.1", status=200)
+    exchange.request_headers = CIMultiDict({"X-Proxy-Key": key})
+    exchange.response_headers = CIMultiDict({"X-Echo": token})
+    exchange.request_body, exchange.response_body = key.encode(), token.encode()
+    buffer = Buffer(1)
+    buffer.observe(exchange)
+    (snapshot,) = buffer.snapshots()
+    for shown in (repr(exchange), repr(snapshot), str(snapshot)):
+        assert key not in shown
+        assert token not in shown
+    assert repr(snapshot) == "Snapshot(id=1, GET /api/x 200)"

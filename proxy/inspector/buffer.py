@@ -58,6 +58,11 @@ class Snapshot(NamedTuple):
     def path(self) -> str:
         return self.raw_target.partition("?")[0]
 
+    def __repr__(self) -> str:
+        # Not the headers nor the bodies: a client's key, or a token an upstream said back,
+        # must not reach a log line or a traceback through a repr.
+        return f"Snapshot(id={self.id}, {self.method} {self.path} {self.status})"
+
     @property
     def status_class(self) -> str:
         return f"{self.status // 100}xx"
