@@ -183,27 +183,37 @@ def slow_responder(seconds: float, release: asyncio.Event) -> Responder:
     return respond
 
 
+@contextlib.asynccontextmanager
+async def slow_request_at(
+    fakes: Fakes, grace: str, seconds: float
+) -> AsyncIterator[tuple[Proxy, asyncio.Task[tuple[int, bytes]]]]:
+    """The proxy with ``--shutdown-grace-seconds grace``, and one request through it whose
+    upstream answer takes ``seconds`` (released at the end, whatever happens)."""
+    release = asyncio.Event()
+    fakes.upstream.responder = slow_responder(seconds, release)
+    try:
+        async with (
+            running_proxy(fakes, "--shutdown-grace-seconds", grace) as proxy,
+            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
+        ):
+            yield proxy, request
+    finally:
+        release.set()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0(
     fakes: Fakes, signum: signal.Signals
 ) -> None:
-    release = asyncio.Event()
-    fakes.upstream.responder = slow_responder(1.0, release)
-    try:
-        async with (
-            running_proxy(fakes, "--shutdown-grace-seconds", "5") as proxy,
-            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
-        ):
-            proxy.process.send_signal(signum)
+    async with slow_request_at(fakes, "5", 1.0) as (proxy, request):
+        proxy.process.send_signal(signum)
 
-            assert await refuses_connections(proxy.port, within=0.7)
-            assert not request.done(), "the request ended before its upstream answered"
-            status, body = await asyncio.wait_for(request, 5)
-            assert (status, body) == (200, b'{"slow": "done"}')
-            assert await proxy.exited(within_seconds=5) == 0
-            assert "Traceback" not in proxy.err
-    finally:
-        release.set()
+        assert await refuses_connections(proxy.port, within=0.7)
+        assert not request.done(), "the request ended before its upstream answered"
+        status, body = await asyncio.wait_for(request, 5)
+        assert (status, body) == (200, b'{"slow": "done"}')
+        assert await proxy.exited(within_seconds=5) == 0
+        assert "Traceback" not in proxy.err
     assert len(fakes.upstream.received) == 1
     assert fakes.upstream.cancelled == 0
 
@@ -211,24 +221,16 @@ async def test_a_signal_lets_the_request_in_flight_finish_refuses_new_ones_and_e
 async def test_a_request_slower_than_the_grace_period_does_not_hold_the_exit(
     fakes: Fakes,
 ) -> None:
-    release = asyncio.Event()
-    fakes.upstream.responder = slow_responder(5.0, release)
-    try:
-        async with (
-            running_proxy(fakes, "--shutdown-grace-seconds", "0.5") as proxy,
-            in_flight(fakes.upstream, proxy.url + SLOW_PATH),
-        ):
-            loop = asyncio.get_running_loop()
-            signalled = loop.time()
+    async with slow_request_at(fakes, "0.5", 5.0) as (proxy, _):
+        loop = asyncio.get_running_loop()
+        signalled = loop.time()
 
-            proxy.process.send_signal(signal.SIGTERM)
+        proxy.process.send_signal(signal.SIGTERM)
 
-            # A liveness bound (0.5 s grace + slack to wind down), not a performance claim.
-            status = await proxy.exited(within_seconds=4)
-            assert loop.time() - signalled < 4
-            assert status == 0
-    finally:
-        release.set()
+        # A liveness bound (0.5 s grace + slack to wind down), not a performance claim.
+        status = await proxy.exited(within_seconds=4)
+        assert loop.time() - signalled < 4
+        assert status == 0
 
 
 async def test_a_request_slower_than_the_grace_is_cut_at_the_grace_not_at_twice_it(
@@ -236,24 +238,16 @@ async def test_a_request_slower_than_the_grace_is_cut_at_the_grace_not_at_twice_
 ) -> None:
     # aiohttp waits its shutdown timeout for a handler, then as long again once it has
     # cancelled the request: the grace must be the whole wait.
-    release = asyncio.Event()
-    fakes.upstream.responder = slow_responder(10.0, release)
-    try:
-        async with (
-            running_proxy(fakes, "--shutdown-grace-seconds", "2") as proxy,
-            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
-        ):
-            loop = asyncio.get_running_loop()
-            signalled = loop.time()
-            proxy.process.send_signal(signal.SIGTERM)
-            assert await proxy.exited(within_seconds=8) == 0
-            waited = loop.time() - signalled
-            # A bound on what the grace means (2 s, plus slack to wind down), not speed.
-            assert 1.9 <= waited < 3.4, waited
-            with contextlib.suppress(aiohttp.ClientError):
-                await request
-    finally:
-        release.set()
+    async with slow_request_at(fakes, "2", 10.0) as (proxy, request):
+        loop = asyncio.get_running_loop()
+        signalled = loop.time()
+        proxy.process.send_signal(signal.SIGTERM)
+        assert await proxy.exited(within_seconds=8) == 0
+        waited = loop.time() - signalled
+        # A bound on what the grace means (2 s, plus slack to wind down), not speed.
+        assert 1.9 <= waited < 3.4, waited
+        with contextlib.suppress(aiohttp.ClientError):
+            await request
 
 
 async def test_listening_on_a_non_loopback_address_warns_at_start_up(fakes: Fakes) -> None:
@@ -276,18 +270,10 @@ async def test_listening_on_loopback_gives_no_such_warning(fakes: Fakes) -> None
 
 
 async def test_a_grace_of_zero_does_not_wait_for_requests_in_flight(fakes: Fakes) -> None:
-    release = asyncio.Event()
-    fakes.upstream.responder = slow_responder(5.0, release)
-    try:
-        async with (
-            running_proxy(fakes, "--shutdown-grace-seconds", "0") as proxy,
-            in_flight(fakes.upstream, proxy.url + SLOW_PATH),
-        ):
-            proxy.process.send_signal(signal.SIGTERM)
-            # aiohttp would read 0 as "no limit" and wait the full 5 s.
-            assert await proxy.exited(within_seconds=3) == 0
-    finally:
-        release.set()
+    async with slow_request_at(fakes, "0", 5.0) as (proxy, _):
+        proxy.process.send_signal(signal.SIGTERM)
+        # aiohttp would read 0 as "no limit" and wait the full 5 s.
+        assert await proxy.exited(within_seconds=3) == 0
 
 
 async def test_in_the_real_process_a_client_leaving_cancels_its_upstream_request(
@@ -336,18 +322,10 @@ async def test_an_upload_in_flight_at_the_signal_is_read_whole_and_answered(
 async def test_a_request_cut_at_the_end_of_the_grace_is_not_put_on_its_client(
     fakes: Fakes,
 ) -> None:
-    release = asyncio.Event()
-    fakes.upstream.responder = slow_responder(10.0, release)
-    try:
-        async with (
-            running_proxy(fakes, "--shutdown-grace-seconds", "0.5") as proxy,
-            in_flight(fakes.upstream, proxy.url + SLOW_PATH) as request,
-        ):
-            proxy.process.send_signal(signal.SIGTERM)
-            assert await proxy.exited(within_seconds=5) == 0
-            with contextlib.suppress(aiohttp.ClientError):
-                await request
-    finally:
-        release.set()
+    async with slow_request_at(fakes, "0.5", 10.0) as (proxy, request):
+        proxy.process.send_signal(signal.SIGTERM)
+        assert await proxy.exited(within_seconds=5) == 0
+        with contextlib.suppress(aiohttp.ClientError):
+            await request
     (line,) = [line for line in proxy.err.splitlines() if f"GET {SLOW_PATH} " in line]
     assert f"GET {SLOW_PATH} 503 " in line  # not 499: the client did not leave
