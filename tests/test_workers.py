@@ -5,12 +5,14 @@ worker that dies is replaced; signals reach every worker; no worker outlives its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -404,10 +406,24 @@ async def test_a_signal_to_the_whole_process_group_lets_requests_in_flight_finis
     fakes: Fakes,
 ) -> None:
     fakes.upstream.delays["/api/slow"] = 2.0
+    async with _supervisor(fakes, process_group=0) as proxy:
+        slow = [asyncio.create_task(fetch(proxy.url + "/api/slow")) for _ in range(6)]
+        await _eventually(lambda: _arrived(fakes, "/api/slow"), 6)
+        os.killpg(proxy.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert [status for status, _ in await asyncio.gather(*slow)] == [200] * 6
+        assert await asyncio.wait_for(proxy.process.wait(), 15) == 0
+
+
+@contextlib.asynccontextmanager
+async def _supervisor(
+    fakes: Fakes, *python: str, cwd: Path = ROOT, process_group: int | None = None
+) -> AsyncIterator[Running]:
+    """``python [python…] -m proxy run … --workers 2`` started as the test says, once both
+    workers serve; stopped (killed, if need be) at the end."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", *_base(fakes, port), "--workers", "2",
-        cwd=ROOT, env=ENV, process_group=0,
+        sys.executable, *python, "-m", "proxy", *_base(fakes, port), "--workers", "2",
+        cwd=cwd, env=ENV, process_group=process_group,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     proxy = Running(process, port)
@@ -415,15 +431,15 @@ async def test_a_signal_to_the_whole_process_group_lets_requests_in_flight_finis
     reader = asyncio.create_task(_drain(process.stderr, proxy.err))
     try:
         await _pids(proxy)
-        slow = [asyncio.create_task(fetch(proxy.url + "/api/slow")) for _ in range(6)]
-        await _eventually(lambda: _arrived(fakes, "/api/slow"), 6)
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert [status for status, _ in await asyncio.gather(*slow)] == [200] * 6
-        assert await asyncio.wait_for(process.wait(), 15) == 0
+        yield proxy
     finally:
         if process.returncode is None:
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
             process.kill()
-        await process.wait()
+            await process.wait()
         await reader
 
 
@@ -477,19 +493,5 @@ async def test_workers_are_the_installed_proxy_whatever_the_working_directory_ho
     impostor.mkdir()
     (impostor / "__init__.py").write_text("")
     (impostor / "__main__.py").write_text("import sys\nsys.exit(3)\n")
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-P", "-m", "proxy", *_base(fakes, port), "--workers", "2",
-        cwd=tmp_path, env=ENV,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    proxy = Running(process, port)
-    assert process.stderr is not None
-    reader = asyncio.create_task(_drain(process.stderr, proxy.err))
-    try:
-        await _pids(proxy)
+    async with _supervisor(fakes, "-P", cwd=tmp_path) as proxy:
         assert await _requests(proxy, 10) == [200] * 10
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 15)
-        await reader
