@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import socket
 import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -346,12 +348,35 @@ def child_env(**extra: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **measured, **extra}
 
 
+def _ephemeral_ports() -> range:
+    """The range the kernel picks from for ``bind(port 0)`` and for outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now, for a server started in another process."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+    """A port nothing listens on right now, for a server started in another process.
+
+    It is chosen outside the kernel's ephemeral range: a port from ``bind(0)`` is free only
+    until the kernel hands it to the next ``bind(0)`` or outgoing connection (a fake server or
+    the proxy's own token request), which made "Address already in use" a rare CI failure."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(20000, 32768) if p not in ephemeral and p not in _HANDED_OUT]
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError("no free port outside the ephemeral range")
 
 
 @contextlib.asynccontextmanager

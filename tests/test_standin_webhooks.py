@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from proxy.standin.lifecycle import Lifecycle
 from proxy.standin.settings import OrganizationSettings
 from proxy.standin.tasks import Task, TaskRequest
 from proxy.standin.webhooks import delivery_due, redact, tick_seconds
+from tests.fakes import free_port
 from tests.standin_helpers import (
     START_WALL,
     ClientFactory,
@@ -226,9 +226,7 @@ async def test_restarting_a_task_the_webhook_archived_takes_it_out_of_the_archiv
 async def test_an_unreachable_receiver_sends_the_task_back_to_review(
     aiohttp_client: ClientFactory,
 ) -> None:
-    with socket.socket() as probe:  # a loopback port with nothing listening on it
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port with nothing listening on it
     settings = StandinSettings(webhook_url=f"http://127.0.0.1:{port}/hook", step_seconds=STEP)
     standin = await start_standin(aiohttp_client, settings)
     await standin.create_task()
