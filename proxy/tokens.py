@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 EXPIRY_SKEW_SECONDS = 10.0
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
+# How many tokens a cache remembers after it has replaced them, for the inspector's scrubber:
+# a token stays valid upstream past the refresh that replaced it, and exchanges recorded
+# before that refresh may echo it in a body.
+RECENT_TOKENS = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,6 +133,7 @@ class TokenCache:
         self._jitter = jitter
         self._resend_interval = resend_interval_seconds
         self._token: Token | None = None
+        self._recent: deque[str] = deque(maxlen=RECENT_TOKENS)
         self._unproven: Token | None = None  # fetched after a 401 and not accepted since
         self._last_401_refresh = -math.inf
         self._inflight: asyncio.Task[Token] | None = None
@@ -142,6 +148,11 @@ class TokenCache:
         """The cached token if it has not expired, else ``None``."""
         token = self._token
         return token if token is not None and self._clock() < token.expires_at else None
+
+    def recent(self) -> list[str]:
+        """The values of the last :data:`RECENT_TOKENS` tokens, the current one last, expired
+        or replaced ones included: what a scrubber must know, never what a request may use."""
+        return list(self._recent)
 
     def seconds_until_expiry(self) -> float:
         token = self.current()
@@ -288,6 +299,8 @@ class TokenCache:
         refresh_at, expires_at = schedule(started, grant.lifetime_seconds, self._margin)
         token = Token(grant.access_token, refresh_at, expires_at)
         self._token, self._failures, self._last_error = token, 0, None
+        if grant.access_token not in self._recent:
+            self._recent.append(grant.access_token)
         self._unproven = token if after_401 else None
         self._retry_at = -math.inf
         self._last_fetch = (self._clock(), "success")

@@ -158,3 +158,26 @@ async def test_a_client_secret_kept_in_a_file_is_scrubbed_too(
     assert "file-kept-S3cret" not in shown
     assert "pasted" in shown
     assert stack.endpoint.requests[0].form["client_secret"] == "file-kept-S3cret"
+
+
+async def test_a_token_replaced_by_a_refresh_is_still_scrubbed_from_what_came_before(
+    make_stack: MakeStack, upstream: FakeUpstream
+) -> None:
+    # A replaced token stays valid upstream until it expires, and the buffer still holds the
+    # exchange whose body echoed it.
+    upstream.responder = echo
+    stack = await make_stack(inspect_bodies="true")
+    await stack.client.get("/api/echo/text")
+    (old,) = stack.endpoint.issued
+    upstream.rejected.add(old)  # the next request's 401 makes the proxy fetch a new token
+
+    answer = await stack.client.get("/api/echo/text")
+
+    _, new = stack.endpoint.issued
+    assert (answer.status, await answer.text()) == (200, f"you sent Bearer {new}")
+    paths = ("/_proxy/exchanges.har", "/_proxy/exchange?id=1")
+    shown = {path: await (await stack.client.get(path)).text() for path in paths}
+    for form in forms(old) | forms(new):
+        for where, text in shown.items():
+            assert form not in text, f"{form!r} in {where}"
+    assert "you sent Bearer [redacted]" in shown["/_proxy/exchange?id=1"]

@@ -11,7 +11,7 @@ import pytest
 
 from proxy.errors import TokenUnavailable
 from proxy.grants import Grant
-from proxy.tokens import Plan, Token, TokenCache, next_refresh
+from proxy.tokens import RECENT_TOKENS, Plan, Token, TokenCache, next_refresh
 from tests.conftest import MakeStack
 
 
@@ -130,3 +130,18 @@ def test_next_refresh(now: float, token: Token | None, retry_at: float, expected
 def test_clock_is_monotonic_by_default() -> None:
     cache = TokenCache(Endpoint(1.0).fetch, refresh_margin_seconds=1)
     assert cache._clock is time.monotonic
+
+
+async def test_the_cache_remembers_its_last_few_tokens_expired_ones_included() -> None:
+    # Tokens with no lifetime are used once: every get() fetches the next one.
+    endpoint = Endpoint(0.0)
+    cache = TokenCache(endpoint.fetch, refresh_margin_seconds=0, jitter=lambda: 0)
+    assert cache.recent() == []
+    try:
+        for _ in range(RECENT_TOKENS + 2):
+            await cache.get()
+    finally:
+        await cache.aclose()
+    assert cache.current() is None
+    last = range(3, RECENT_TOKENS + 3)
+    assert cache.recent() == [f"token-{n}" for n in last]

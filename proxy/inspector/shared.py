@@ -14,9 +14,9 @@ Every other worker records as the buffer would (:meth:`Sender.observe`: a
 every worker's exchanges, numbered in the order worker 1 received them; the page's token panel
 is worker 1's token cache (each worker has its own).
 
-Each batch also carries the sender's current tokens: worker 1 keeps the last few of every
-worker's (:class:`PeerTokens`), so that its scrubber, which replaces the secrets it knows
-wherever they appear, knows the other workers' tokens too.
+Each batch also carries the sender's recent tokens (:meth:`proxy.tokens.TokenCache.recent`):
+worker 1 keeps the last few of every worker's (:class:`PeerTokens`), so that its scrubber,
+which replaces the secrets it knows wherever they appear, knows the other workers' tokens too.
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ NOT_RELAYED = frozenset(
 )
 # Said when worker 1 cannot be reached, at most once in this many seconds.
 WARN_EVERY_SECONDS = 10.0
-# How many of each worker's tokens worker 1 remembers: the buffer may hold exchanges from
-# before a refresh, whose bodies may echo the token of the time.
-RECENT_TOKENS = 4
 # The live stream says something every 2 s (routes.STATE_EVERY_SECONDS): a longer silence is
 # a worker 1 that is stuck.
 READ_SECONDS = 10.0
@@ -83,13 +80,16 @@ def session(socket: str) -> aiohttp.ClientSession:
 
 
 class PeerTokens:
-    """Worker 1's memory of the other workers' recent tokens, for its scrubber."""
+    """Worker 1's memory of the other workers' recent tokens, for its scrubber: the last
+    ``per_worker`` of each (as many as the worker's own caches remember, so that a worker
+    replaced since keeps its tokens known for the exchanges it left in the buffer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_worker: int) -> None:
+        self._per_worker = per_worker
         self._by_worker: dict[int, deque[str]] = {}
 
     def keep(self, worker: int, tokens: Iterable[str]) -> None:
-        recent = self._by_worker.setdefault(worker, deque(maxlen=RECENT_TOKENS))
+        recent = self._by_worker.setdefault(worker, deque(maxlen=self._per_worker))
         for token in tokens:
             if token not in recent:
                 recent.append(token)

@@ -13,6 +13,7 @@ from aiohttp import web
 from proxy.exchange import Observer
 from proxy.inspector import routes, shared
 from proxy.keys import INSPECTOR, INSPECTOR_RELAY, LIVE, METRICS, PEER_TOKENS, TOKEN_CACHES
+from proxy.tokens import RECENT_TOKENS
 from proxy.workers import Worker
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -23,15 +24,15 @@ def across_workers(app: web.Application, worker: Worker) -> tuple[Observer, Clea
     application does (to be started after the token caches, whose state the page shows)."""
     buffer = app[INSPECTOR]
     if worker.keeps_inspector:
-        app[PEER_TOKENS] = shared.PeerTokens()
+        organizations = len(app[LIVE].config.organizations)
+        app[PEER_TOKENS] = shared.PeerTokens(per_worker=RECENT_TOKENS * max(organizations, 1))
         return buffer.observe, _socket(worker)
-    sender = shared.Sender(worker.index, buffer.capacity, lambda: current_tokens(app))
+    sender = shared.Sender(worker.index, buffer.capacity, lambda: recent_tokens(app))
     return sender.observe, _relay(worker, sender)
 
 
-def current_tokens(app: web.Application) -> list[str]:
-    held = (cache.current() for cache in app[TOKEN_CACHES].values())
-    return [token.value for token in held if token is not None]
+def recent_tokens(app: web.Application) -> list[str]:
+    return [value for cache in app[TOKEN_CACHES].values() for value in cache.recent()]
 
 
 def _socket(worker: Worker) -> CleanupContext:

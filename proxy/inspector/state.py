@@ -90,12 +90,12 @@ def state(app: web.Application, buffer: Buffer) -> Document:
 
 
 def held_secrets(app: web.Application) -> Iterator[str]:
-    """Every secret the proxy holds now: each organization's token and client secret, and
-    the inbound keys."""
+    """Every secret the proxy holds now: each organization's recent tokens and client
+    secret, and the inbound keys."""
     for organization in organizations(app):
-        token = organization.tokens.current()
-        if token is not None:
-            yield token.value
+        # Replaced tokens too: one stays valid upstream past the refresh that replaced it, and
+        # the buffer may hold exchanges from before that refresh.
+        yield from organization.tokens.recent()
         config = organization.settings
         if config.client_secret:
             yield config.client_secret
