@@ -139,9 +139,13 @@ async def test_the_inspector_shows_every_workers_exchanges_from_either(fakes: Fa
             shown = await _exchanges(proxy)
             assert len(shown) == REQUESTS
             assert sorted(each["id"] for each in shown) == list(range(1, REQUESTS + 1))
-        status, text = await fetch(proxy.url + "/_proxy/exchange?id=7")
-        assert status == 200
-        assert json.loads(text)["id"] == 7
+        for each in shown:  # every header of every leg came across, in order
+            status, text = await fetch(proxy.url + f"/_proxy/exchange?id={each['id']}")
+            assert status == 200
+            headers = json.loads(text)["headers"]
+            assert ["Host", proxy.url.removeprefix("http://")] in headers["client"]
+            assert headers["upstreamResponse"][0][0] == "Content-Type"
+            assert len(headers["response"]) >= 2
         status, text = await fetch(proxy.url + "/_proxy/exchanges.har")
         assert status == 200
         assert len(json.loads(text)["log"]["entries"]) == REQUESTS
@@ -149,6 +153,25 @@ async def test_the_inspector_shows_every_workers_exchanges_from_either(fakes: Fa
 
 async def _count(proxy: Running) -> int:
     return len(await _exchanges(proxy))
+
+
+def _wake_ups(pid: int) -> int:
+    """How many times the process has slept and been woken (its voluntary context switches)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.MULTILINE)[1])  # type: ignore[index]
+
+
+async def test_an_idle_worker_does_not_wake_to_send_the_inspector_nothing(fakes: Fakes) -> None:
+    async with running(fakes, "--workers", "2") as proxy:
+        pids = await _pids(proxy)
+        await _requests(proxy)
+        await _eventually(lambda: _count(proxy), REQUESTS)  # both have sent what they had
+        before = [_wake_ups(pid) for pid in pids]
+        await asyncio.sleep(2)
+        woken = [_wake_ups(pid) - b for pid, b in zip(pids, before, strict=True)]
+    # Idle, a worker wakes for its once-a-second timers; sending a batch every 50 ms whether
+    # or not there is one made the second worker wake 40 times in these 2 s.
+    assert max(woken) < 20, woken
 
 
 async def test_the_inspectors_gate_is_kept_by_the_worker_a_request_comes_to(
