@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -13,6 +14,18 @@ from aiohttp import web
 from proxy import logs
 from tests.conftest import MakeStack
 from tests.fakes import FakeUpstream, json_of, raw_exchange
+
+Connected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(connected: Connected) -> AsyncIterator[str]:
+    """An upstream on a raw socket, each connection handed to ``connected``: its URL."""
+    server = await asyncio.start_server(connected, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
 
 
 def _status_line(answer: bytes) -> bytes:
@@ -128,14 +141,10 @@ async def test_an_upstream_reset_mid_answer_is_recorded_as_it_happened(
     make_stack: MakeStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    server = await asyncio.start_server(_reset_mid_body, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+    async with raw_upstream(_reset_mid_body) as url:
+        stack = await make_stack(upstream=url)
         request = b"GET /big HTTP/1.1\r\nHost: p\r\n\r\n"
         answer = await raw_exchange(stack.client.port, request)
-    finally:
-        server.close()
     assert _status_line(answer) == b"HTTP/1.1 200 OK"
     assert len(answer.partition(b"\r\n\r\n")[2]) == 1000  # a short body, then the cut
     (record,) = [r for r in _access(caplog) if r.path == "/big"]
@@ -160,10 +169,8 @@ async def test_a_client_that_leaves_mid_answer_is_not_blamed_on_the_upstream(
     make_stack: MakeStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    server = await asyncio.start_server(_dribble, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+    async with raw_upstream(_dribble) as url:
+        stack = await make_stack(upstream=url)
         reader, writer = await asyncio.open_connection("127.0.0.1", stack.client.port)
         writer.write(b"GET /long HTTP/1.1\r\nHost: p\r\n\r\n")
         await reader.readexactly(3000)  # the head and some of the body
@@ -172,8 +179,6 @@ async def test_a_client_that_leaves_mid_answer_is_not_blamed_on_the_upstream(
             if [r for r in _access(caplog) if r.path == "/long"]:
                 break
             await asyncio.sleep(0.02)
-    finally:
-        server.close()
     cut = [r for r in caplog.records if "cut after" in r.getMessage()]
     assert len(cut) == 1, [r.getMessage() for r in caplog.records]
     assert cut[0].getMessage().endswith("client gone")
@@ -295,12 +300,8 @@ async def _reset_small_answer(reader: asyncio.StreamReader, writer: asyncio.Stre
 async def test_a_small_answer_cut_short_by_the_upstream_is_a_502_that_says_so(
     make_stack: MakeStack,
 ) -> None:
-    server = await asyncio.start_server(_reset_small_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        stack = await make_stack(upstream=f"http://127.0.0.1:{port}")
+    async with raw_upstream(_reset_small_answer) as url:
+        stack = await make_stack(upstream=url)
         response = await stack.client.post("/api/v1.0/external/sdtask/process", data=b"{}")
         assert response.status == 502
         assert "may have been processed" in str(json_of(await response.read())["detail"])
-    finally:
-        server.close()

@@ -12,7 +12,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from aiohttp import web
 from proxy.config import Config, Listen, load_config
 from proxy.logs import chunks
 from proxy.supervisor import Supervisor
-from proxy.workers import Worker, reserve
+from proxy.workers import Addresses, Worker, reserve
 from tests.fakes import SECRET, child_env, free_port
 from tests.test_server import (
     ALICE,
@@ -364,32 +364,37 @@ def _config(fakes: Fakes, port: int) -> Config:
 ENV = child_env(SMARTDOC_CLIENT_SECRET=SECRET)
 
 
-async def test_a_worker_that_cannot_start_ends_the_run_with_its_status(
-    fakes: Fakes, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def _supervisor_here(
+    fakes: Fakes, tmp_path: Path, argv: list[str]
+) -> Iterator[tuple[Supervisor, Addresses]]:
+    """A supervisor made in this process, for the workers ``argv`` starts, on addresses
+    reserved for it (given back at the end), with its run's directory in ``tmp_path``."""
     config = _config(fakes, 0)
     sockets, addresses = reserve(config)
     (tmp_path / "metrics").mkdir()
-    # What the workers are started with lacks the client id: each exits 2 before it serves.
-    argv = ["--listen", "127.0.0.1:0", "--upstream", fakes.upstream_url]
     try:
-        supervisor = Supervisor(config, argv, ENV, tmp_path, addresses)
-        assert await asyncio.wait_for(supervisor.run(), 30) == 2
+        yield Supervisor(config, argv, ENV, tmp_path, addresses), addresses
     finally:
         sockets.close()
+
+
+async def test_a_worker_that_cannot_start_ends_the_run_with_its_status(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    # What the workers are started with lacks the client id: each exits 2 before it serves.
+    argv = ["--listen", "127.0.0.1:0", "--upstream", fakes.upstream_url]
+    with _supervisor_here(fakes, tmp_path, argv) as (supervisor, _):
+        assert await asyncio.wait_for(supervisor.run(), 30) == 2
     assert fakes.endpoint.requests == []
 
 
 async def test_a_supervisor_asked_to_stop_stops_its_workers_and_returns_0(
     fakes: Fakes, tmp_path: Path
 ) -> None:
-    config = _config(fakes, 0)
-    sockets, addresses = reserve(config)
-    (tmp_path / "metrics").mkdir()
     argv = [*_base(fakes, 0)[1:], "--workers", "2"]
-    supervisor = Supervisor(config, argv, ENV, tmp_path, addresses)
-    running_for = asyncio.create_task(supervisor.run())
-    try:
+    with _supervisor_here(fakes, tmp_path, argv) as (supervisor, addresses):
+        running_for = asyncio.create_task(supervisor.run())
         await _eventually(lambda: _tokens(fakes), 2, seconds=20)
         url = f"http://127.0.0.1:{addresses['listen'][1]}"
         assert await _requests(url, 10) == [200] * 10
@@ -397,8 +402,6 @@ async def test_a_supervisor_asked_to_stop_stops_its_workers_and_returns_0(
         supervisor.stop()
         assert await asyncio.wait_for(running_for, 20) == 0
         assert await _gone(pids, 1.0)
-    finally:
-        sockets.close()
 
 
 async def _echo_authorization(request: web.Request) -> web.StreamResponse:
