@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from proxy import egress, logs, secret_expiry, tls
+from proxy import egress, logs, secret_expiry, tasks, tls
 from proxy.access import access_of
 from proxy.clock import Clock, Sleep
 from proxy.config import DEFAULT_ORGANIZATION, Config, Organization
@@ -113,11 +113,8 @@ def _owned(run: Callable[[], Coroutine[object, object, None]], name: str) -> Cle
     """A task that runs while the application does, cancelled and awaited at its end."""
 
     async def owned(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run(), name=name)
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with tasks.owned(run(), name):
+            yield
 
     return owned
 

@@ -7,13 +7,13 @@ in its log and its metrics a month ahead turns an outage into a routine rotation
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 
 from aiohttp import web
 
+from proxy import tasks
 from proxy.keys import LIVE, METRICS
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,7 @@ def watch(today: Today = today_utc) -> Callable[[web.Application], AsyncIterator
                         logger.warning("%s%s", whose, said)
                 await asyncio.sleep(CHECK_EVERY_SECONDS)
 
-        task = asyncio.create_task(warn_now_and_then(), name="secret expiry warnings")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with tasks.owned(warn_now_and_then(), "secret expiry warnings"):
+            yield
 
     return watching

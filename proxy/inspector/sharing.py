@@ -4,12 +4,11 @@ worker's application so that worker 1 keeps the inspector and the others feed an
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from proxy import tasks
 from proxy.exchange import Observer
 from proxy.inspector import routes, shared
 from proxy.keys import INSPECTOR, INSPECTOR_RELAY, LIVE, METRICS, PEER_TOKENS, TOKEN_CACHES
@@ -71,12 +70,9 @@ def _relay(worker: Worker, sender: shared.Sender) -> CleanupContext:
         path = str(worker.inspector_socket)
         async with shared.session(path) as sending, shared.session(path) as relaying:
             passing = app[INSPECTOR_RELAY] = shared.Relay(relaying)
-            task = asyncio.create_task(sender.run(sending), name="inspector sender")
-            yield
-            passing.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            async with tasks.owned(sender.run(sending), "inspector sender"):
+                yield
+                passing.close()
             # What gathered since the last batch; worker 1 may have stopped first.
             await sender.send(sending, warn=False)
 
